@@ -1,0 +1,40 @@
+from django.contrib import admin, messages
+from django.utils import timezone
+
+from .models import APIKey
+from .services import api_key_revoke
+
+
+@admin.register(APIKey)
+class APIKeyAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "customer", "key_status", "created_at", "last_used_at", "expires_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "created_at", "customer__tier")
+    list_select_related = ("customer__user",)
+    search_fields = ("prefix", "name", "customer__user__email")
+    raw_id_fields = ("customer",)
+    readonly_fields = ("prefix", "hashed_key", "created_at", "last_used_at", "revoked_at")
+    fields = (
+        "customer",
+        "name",
+        "prefix",
+        "scopes",
+        "expires_at",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    actions = ("revoke_selected",)
+
+    def has_add_permission(self, request):
+        # A raw key exists only at creation and must be shown to its owner once:
+        # keys are made by the customer (or create_api_key), not typed in here.
+        return False
+
+    @admin.display(description="status")
+    def key_status(self, api_key):
+        return api_key.status(timezone.now()).label
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke_selected(self, request, queryset):
+        revoked = sum(api_key_revoke(api_key=api_key) for api_key in queryset)
+        self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)

@@ -1,0 +1,69 @@
+"""Writes for API keys."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.models import Customer
+from saas.errors import AppError
+
+from . import keys
+from .models import APIKey
+
+# last_used_at is informational: refreshing it at most once a minute keeps a
+# busy key from turning every request into a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class InvalidKeyName(AppError):
+    code = "invalid_key_name"
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    api_key: APIKey
+    raw_key: str  # shown to the customer once, never stored
+
+
+def api_key_create(
+    *,
+    customer: Customer,
+    name: str,
+    expires_at: datetime | None = None,
+    scopes: list[str] | None = None,
+) -> CreatedKey:
+    name = name.strip()
+    max_length = APIKey._meta.get_field("name").max_length
+    if not name or len(name) > max_length:
+        raise InvalidKeyName(f"A key name must have 1 to {max_length} characters.")
+    raw_key = keys.generate_key(settings.API_KEY_PREFIX)
+    api_key = APIKey.objects.create(
+        customer=customer,
+        name=name,
+        prefix=keys.public_prefix(raw_key, settings.API_KEY_PREFIX),
+        hashed_key=keys.hash_key(raw_key, settings.API_KEY_PEPPER),
+        expires_at=expires_at,
+        **({"scopes": scopes} if scopes is not None else {}),
+    )
+    return CreatedKey(api_key=api_key, raw_key=raw_key)
+
+
+def api_key_revoke(*, api_key: APIKey) -> bool:
+    """Revoke the key; False when it was already revoked (the first time stands)."""
+    now = timezone.now()
+    updated = APIKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now)
+    if updated:
+        api_key.revoked_at = now
+    return bool(updated)
+
+
+def api_key_touch(*, api_key: APIKey, now: datetime) -> None:
+    """Record use, writing only when the stored time is older than the resolution."""
+    if api_key.last_used_at and now - api_key.last_used_at < LAST_USED_RESOLUTION:
+        return
+    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+    APIKey.objects.filter(stale, pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now

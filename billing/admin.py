@@ -1,0 +1,61 @@
+from django.contrib import admin
+from django.db.models import Count
+
+from .models import Customer, Tier
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    list_display = (
+        "slug",
+        "name",
+        "price",
+        "currency",
+        "quota",
+        "quota_period",
+        "burst",
+        "overage_price_per_1000",
+        "is_public",
+        "is_active",
+        "display_order",
+        "customer_count",
+    )
+    list_filter = ("is_active", "is_public", "quota_period", "currency")
+    search_fields = ("slug", "name", "stripe_price_id")
+    prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("slug", "name", "is_public", "is_active", "display_order")}),
+        ("Price", {"fields": ("price", "currency", "overage_price_per_1000", "stripe_price_id")}),
+        ("Limits", {"fields": ("quota", "quota_period", "burst")}),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_customer_count=Count("customers"))
+
+    @admin.display(description="customers", ordering="_customer_count")
+    def customer_count(self, tier):
+        return tier._customer_count
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = (
+        "user_email",
+        "tier",
+        "subscription_status",
+        "current_period_end",
+        "stripe_customer_id",
+        "created_at",
+    )
+    list_filter = ("tier", "subscription_status")
+    list_select_related = ("user", "tier")
+    search_fields = ("user__email", "user__username", "stripe_customer_id", "stripe_subscription_id")
+    raw_id_fields = ("user",)
+    readonly_fields = ("created_at", "updated_at")
+    date_hierarchy = "created_at"
+
+    @admin.display(description="email", ordering="user__email")
+    def user_email(self, customer):
+        return customer.user.email

@@ -1,0 +1,137 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Length, Lower
+from django.db.models.lookups import Exact
+
+
+class QuotaPeriod(models.TextChoices):
+    MINUTE = "minute", "per minute"
+    HOUR = "hour", "per hour"
+    DAY = "day", "per day"
+    # Follows the customer's billing period; a calendar month while they have none.
+    MONTH = "month", "per month"
+
+
+class Tier(models.Model):
+    """A pricing tier: what a customer pays and what they may use."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    price = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Flat price per billing period.",
+    )
+    currency = models.CharField(
+        max_length=3,
+        default="usd",
+        validators=[RegexValidator(r"^[a-z]{3}$", "Use a lowercase ISO 4217 code, e.g. usd.")],
+    )
+    quota = models.PositiveBigIntegerField(
+        validators=[MinValueValidator(1)], help_text="Billable requests per quota period."
+    )
+    quota_period = models.CharField(max_length=10, choices=QuotaPeriod.choices, default=QuotaPeriod.MONTH)
+    burst = models.PositiveIntegerField(validators=[MinValueValidator(1)], help_text="Requests per second.")
+    overage_price_per_1000 = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Price per 1,000 requests over the quota. Empty or 0: a hard limit.",
+    )
+    stripe_price_id = models.CharField(max_length=255, blank=True)
+    is_public = models.BooleanField(default=True, help_text="Shown on the pricing page.")
+    is_active = models.BooleanField(default=True, help_text="Open to new subscriptions.")
+    display_order = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["display_order", "price", "slug"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gte=0), name="tier_price_not_negative"),
+            models.CheckConstraint(condition=Q(quota__gte=1), name="tier_quota_positive"),
+            models.CheckConstraint(condition=Q(burst__gte=1), name="tier_burst_positive"),
+            models.CheckConstraint(
+                condition=Q(quota_period__in=QuotaPeriod.values), name="tier_quota_period_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(overage_price_per_1000__isnull=True) | Q(overage_price_per_1000__gte=0),
+                name="tier_overage_price_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Exact(Length("currency"), 3) & Exact(Lower("currency"), F("currency")),
+                name="tier_currency_lowercase_iso_code",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def has_overage(self) -> bool:
+        return bool(self.overage_price_per_1000)
+
+
+class SubscriptionStatus(models.TextChoices):
+    """Stripe's subscription statuses, plus NONE for a customer who never paid."""
+
+    NONE = "none", "No subscription"
+    INCOMPLETE = "incomplete", "Incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired", "Incomplete, expired"
+    TRIALING = "trialing", "Trialing"
+    ACTIVE = "active", "Active"
+    PAST_DUE = "past_due", "Past due"
+    CANCELED = "canceled", "Canceled"
+    UNPAID = "unpaid", "Unpaid"
+    PAUSED = "paused", "Paused"
+
+
+class Customer(models.Model):
+    """The paying account behind a user: their tier and their Stripe state."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer")
+    # PROTECT: deleting a tier must never silently strand its customers.
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="customers")
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
+    stripe_subscription_id = models.CharField(max_length=255, blank=True)
+    subscription_status = models.CharField(
+        max_length=20, choices=SubscriptionStatus.choices, default=SubscriptionStatus.NONE
+    )
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stripe_customer_id"],
+                condition=~Q(stripe_customer_id=""),
+                name="customer_stripe_customer_id_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_subscription_id"],
+                condition=~Q(stripe_subscription_id=""),
+                name="customer_stripe_subscription_id_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(subscription_status__in=SubscriptionStatus.values),
+                name="customer_subscription_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(current_period_start__isnull=True)
+                | Q(current_period_end__isnull=True)
+                | Q(current_period_end__gt=models.F("current_period_start")),
+                name="customer_period_ends_after_start",
+            ),
+        ]
+
+    def __str__(self):
+        return self.user.email or self.user.get_username()

@@ -1,0 +1,61 @@
+"""One error shape for the whole API: {"error": "<code>", "detail": "<message>"}.
+
+Apps raise `AppError` subclasses (or DRF exceptions); `json_exception_handler`
+renders both, keeping the headers DRF sets (WWW-Authenticate, Retry-After).
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class AppError(Exception):
+    """A client-facing error with a stable machine-readable code."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "bad_request"
+    detail = "The request is not valid."
+
+    def __init__(self, detail: str | None = None, *, code: str | None = None):
+        self.detail = detail or self.detail
+        self.code = code or self.code
+        super().__init__(self.detail)
+
+
+def error_body(code: str, detail: str, **extra) -> dict:
+    return {"error": code, "detail": detail, **extra}
+
+
+def _first_message(detail) -> str:
+    """The first human-readable message in a (possibly nested) DRF detail."""
+    if isinstance(detail, dict):
+        field, value = next(iter(detail.items()))
+        message = _first_message(value)
+        return message if field == "non_field_errors" else f"{field}: {message}"
+    if isinstance(detail, list):
+        return _first_message(detail[0]) if detail else "Invalid input."
+    return str(detail)
+
+
+def json_exception_handler(exc, context):
+    if isinstance(exc, AppError):
+        return Response(error_body(exc.code, exc.detail), status=exc.status_code)
+
+    # Convert Django's own exceptions first so they get the same JSON shape.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # not a client error: let Django's 500 handling take it
+
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = error_body("invalid", _first_message(exc.detail), fields=exc.detail)
+    else:
+        code = exc.get_codes() if isinstance(exc.detail, str) else exc.default_code
+        response.data = error_body(str(code), _first_message(exc.detail))
+    return response

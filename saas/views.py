@@ -1,0 +1,41 @@
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from billing.selectors import tiers_public
+
+from .errors import error_body
+from .health import run_checks
+
+
+@require_safe
+def landing(request):
+    return render(request, "landing.html", {"tiers": tiers_public()})
+
+
+@never_cache
+@require_safe
+def healthz(request):
+    """200 when every configured dependency answers, else 503. Never metered."""
+    healthy, checks = run_checks()
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status=200 if healthy else 503,
+    )
+
+
+def _wants_json(request) -> bool:
+    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
+
+
+def page_not_found(request, exception=None):
+    if _wants_json(request):
+        return JsonResponse(error_body("not_found", f"No endpoint at {request.path}."), status=404)
+    return render(request, "404.html", status=404)
+
+
+def server_error(request):
+    if _wants_json(request):
+        return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)
+    return render(request, "500.html", status=500)
