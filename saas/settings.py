@@ -126,7 +126,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 # Only a deployment that runs collectstatic needs STATIC_ROOT (e.g. "staticfiles").
-STATIC_ROOT = env.path("STATIC_ROOT", default=None)
+STATIC_ROOT = env.str("STATIC_ROOT", default="") or None
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve assets straight from the apps' static folders, so `make run` and a
 # bare gunicorn work without a collectstatic step.
