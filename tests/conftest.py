@@ -100,3 +100,4 @@ def key_client(api_key):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.raw_key}")
     return client
+
