@@ -100,4 +100,3 @@ def key_client(api_key):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.raw_key}")
     return client
-
