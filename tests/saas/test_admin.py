@@ -1,0 +1,65 @@
+import pytest
+
+from apikeys.models import APIKey
+from billing.models import Tier
+
+TIER_FORM = {
+    "slug": "team",
+    "name": "Team",
+    "is_public": "on",
+    "is_active": "on",
+    "display_order": "4",
+    "price": "79.00",
+    "currency": "usd",
+    "overage_price_per_1000": "",
+    "stripe_price_id": "",
+    "quota": "100000",
+    "quota_period": "month",
+    "burst": "50",
+}
+
+
+@pytest.mark.parametrize("model", ["billing/tier", "billing/customer", "apikeys/apikey"])
+def test_each_changelist_answers(admin_client, api_key, model):
+    assert admin_client.get(f"/admin/{model}/").status_code == 200
+
+
+def test_the_tier_change_page_answers(admin_client, default_tiers):
+    assert admin_client.get(f"/admin/billing/tier/{default_tiers['pro'].pk}/change/").status_code == 200
+
+
+def test_the_customer_change_page_answers(admin_client, customer):
+    assert admin_client.get(f"/admin/billing/customer/{customer.pk}/change/").status_code == 200
+
+
+def test_the_api_key_change_page_answers(admin_client, api_key):
+    response = admin_client.get(f"/admin/apikeys/apikey/{api_key.api_key.pk}/change/")
+    assert response.status_code == 200
+
+
+def test_an_operator_can_create_a_tier(admin_client, db):
+    response = admin_client.post("/admin/billing/tier/add/", TIER_FORM)
+    assert response.status_code == 302
+    tier = Tier.objects.get(slug="team")
+    assert (tier.name, tier.quota, tier.burst) == ("Team", 100_000, 50)
+
+
+def test_the_tier_form_rejects_a_negative_quota(admin_client, db):
+    response = admin_client.post("/admin/billing/tier/add/", {**TIER_FORM, "quota": "-1"})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["quota"]
+    assert not Tier.objects.filter(slug="team").exists()
+
+
+def test_api_keys_cannot_be_added_in_the_admin(admin_client, db):
+    assert admin_client.get("/admin/apikeys/apikey/add/").status_code == 403
+
+
+def test_the_revoke_action_revokes_the_selected_keys(admin_client, api_key, expired_key):
+    response = admin_client.post(
+        "/admin/apikeys/apikey/",
+        {"action": "revoke_selected", "_selected_action": [api_key.api_key.pk]},
+    )
+    assert response.status_code == 302
+    assert APIKey.objects.get(pk=api_key.api_key.pk).revoked_at is not None
+    assert APIKey.objects.get(pk=expired_key.api_key.pk).revoked_at is None

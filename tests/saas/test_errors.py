@@ -1,0 +1,36 @@
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from saas.errors import json_exception_handler
+
+
+def test_an_unknown_api_path_answers_json_404(client, db):
+    response = client.get("/api/v1/nope")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"error": "not_found", "detail": "No endpoint at /api/v1/nope."}
+
+
+def test_an_unknown_page_answers_html_404(client, db):
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+    assert b"Not found" in response.content
+
+
+def test_the_handler_renders_django_http404_as_json():
+    response = json_exception_handler(Http404("secret detail"), {"view": None, "request": None})
+    assert response.status_code == 404
+    assert response.data["error"] == "not_found"
+    assert response.data["detail"]
+
+
+def test_the_handler_renders_django_permission_denied_as_json():
+    response = json_exception_handler(PermissionDenied(), {"view": None, "request": None})
+    assert response.status_code == 403
+    assert response.data["error"] == "permission_denied"
+    assert response.data["detail"]
+
+
+def test_the_handler_leaves_other_exceptions_to_django():
+    assert json_exception_handler(ValueError("boom"), {"view": None, "request": None}) is None
