@@ -1,12 +1,29 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from .context import invalidate_key_contexts
 from .models import APIKey
 from .services import api_key_revoke
 
 
+class InvalidatesKeyContexts:
+    """ModelAdmin mixin: any save or delete here changes what the hot path enforces."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        invalidate_key_contexts()
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        invalidate_key_contexts()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        invalidate_key_contexts()
+
+
 @admin.register(APIKey)
-class APIKeyAdmin(admin.ModelAdmin):
+class APIKeyAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
     list_display = ("name", "prefix", "customer", "key_status", "created_at", "last_used_at", "expires_at")
     list_filter = (("revoked_at", admin.EmptyFieldListFilter), "created_at", "customer__tier")
     list_select_related = ("customer__user",)

@@ -1,7 +1,7 @@
 """Writes for API keys."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db.models import Q
@@ -11,11 +11,8 @@ from billing.models import Customer
 from saas.errors import AppError
 
 from . import keys
+from .context import invalidate_key_contexts
 from .models import APIKey
-
-# last_used_at is informational: refreshing it at most once a minute keeps a
-# busy key from turning every request into a write.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class InvalidKeyName(AppError):
@@ -57,13 +54,14 @@ def api_key_revoke(*, api_key: APIKey) -> bool:
     updated = APIKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now)
     if updated:
         api_key.revoked_at = now
+        invalidate_key_contexts()
     return bool(updated)
 
 
-def api_key_touch(*, api_key: APIKey, now: datetime) -> None:
-    """Record use, writing only when the stored time is older than the resolution."""
-    if api_key.last_used_at and now - api_key.last_used_at < LAST_USED_RESOLUTION:
-        return
-    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
-    APIKey.objects.filter(stale, pk=api_key.pk).update(last_used_at=now)
-    api_key.last_used_at = now
+def api_keys_record_use(*, last_used: dict[int, float]) -> None:
+    """Store last-use times (epoch seconds by key id), never moving one backwards."""
+    for key_id, when in last_used.items():
+        moment = datetime.fromtimestamp(when, tz=UTC)
+        APIKey.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=moment), pk=key_id).update(
+            last_used_at=moment
+        )

@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.db.models import Count
 
+from apikeys.admin import InvalidatesKeyContexts
+
 from .models import Customer, Tier
 
 
 @admin.register(Tier)
-class TierAdmin(admin.ModelAdmin):
+class TierAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
     list_display = (
         "slug",
         "name",
@@ -40,7 +42,7 @@ class TierAdmin(admin.ModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
     list_display = (
         "user_email",
         "tier",
@@ -55,6 +57,23 @@ class CustomerAdmin(admin.ModelAdmin):
     raw_id_fields = ("user",)
     readonly_fields = ("created_at", "updated_at")
     date_hierarchy = "created_at"
+    fieldsets = (
+        (None, {"fields": ("user", "tier")}),
+        ("Negotiated limits", {"fields": ("quota_override", "burst_override")}),
+        (
+            "Stripe",
+            {
+                "fields": (
+                    "stripe_customer_id",
+                    "stripe_subscription_id",
+                    "subscription_status",
+                    "current_period_start",
+                    "current_period_end",
+                )
+            },
+        ),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
 
     @admin.display(description="email", ordering="user__email")
     def user_email(self, customer):

@@ -1,3 +1,4 @@
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -106,11 +107,26 @@ class Customer(models.Model):
     )
     current_period_start = models.DateTimeField(null=True, blank=True)
     current_period_end = models.DateTimeField(null=True, blank=True)
+    # A negotiated deal for this customer alone; empty means the tier's value.
+    quota_override = models.PositiveBigIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Replaces the tier's quota."
+    )
+    burst_override = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Replaces the tier's burst."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
+            models.CheckConstraint(
+                condition=Q(quota_override__isnull=True) | Q(quota_override__gte=1),
+                name="customer_quota_override_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(burst_override__isnull=True) | Q(burst_override__gte=1),
+                name="customer_burst_override_positive",
+            ),
             models.UniqueConstraint(
                 fields=["stripe_customer_id"],
                 condition=~Q(stripe_customer_id=""),
@@ -135,3 +151,24 @@ class Customer(models.Model):
 
     def __str__(self):
         return self.user.email or self.user.get_username()
+
+    @property
+    def quota(self) -> int:
+        return self.quota_override or self.tier.quota
+
+    @property
+    def burst(self) -> int:
+        return self.burst_override or self.tier.burst
+
+    def suspended_from(self) -> datetime | None:
+        """When API access stops for non-payment (402), or None while in good standing.
+
+        Past due keeps access through a grace period after the unpaid period
+        ended; unpaid or an expired first payment stops it at once.
+        """
+        if self.subscription_status in (SubscriptionStatus.UNPAID, SubscriptionStatus.INCOMPLETE_EXPIRED):
+            return self.updated_at
+        if self.subscription_status == SubscriptionStatus.PAST_DUE:
+            due_since = self.current_period_end or self.updated_at
+            return due_since + timedelta(days=settings.BILLING_GRACE_PERIOD_DAYS)
+        return None

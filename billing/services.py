@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
+from apikeys.context import invalidate_key_contexts
 from saas.errors import AppError
 
 from .models import Customer, Tier
@@ -80,6 +81,8 @@ def tiers_sync(*, declared_tiers: dict[str, dict]) -> list[TierChange]:
     for tier, change in prepared:
         if change.action != "unchanged":
             tier.save()
+    if any(change.action == "updated" for _, change in prepared):
+        invalidate_key_contexts()
     return [change for _, change in prepared]
 
 

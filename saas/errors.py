@@ -8,7 +8,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 
 class AppError(Exception):
@@ -18,9 +17,18 @@ class AppError(Exception):
     code = "bad_request"
     detail = "The request is not valid."
 
-    def __init__(self, detail: str | None = None, *, code: str | None = None):
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        extra: dict | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         self.detail = detail or self.detail
         self.code = code or self.code
+        self.extra = extra or {}  # more fields for the JSON body
+        self.headers = headers or {}
         super().__init__(self.detail)
 
 
@@ -40,8 +48,14 @@ def _first_message(detail) -> str:
 
 
 def json_exception_handler(exc, context):
+    # Imported here: rest_framework.views loads the permission and throttle
+    # classes from settings, and those import this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, AppError):
-        return Response(error_body(exc.code, exc.detail), status=exc.status_code)
+        return Response(
+            error_body(exc.code, exc.detail, **exc.extra), status=exc.status_code, headers=exc.headers
+        )
 
     # Convert Django's own exceptions first so they get the same JSON shape.
     if isinstance(exc, Http404):

@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "metering.middleware.RateLimitHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "saas.urls"
@@ -151,9 +152,25 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_API_VERSION = "2026-10-28.endive"
 
+# Enforcement. Fail closed by default: with Redis unreachable the API answers
+# 503 rather than serving unmetered traffic; fail-open admits it instead.
+RATE_LIMIT_FAIL_OPEN = env.bool("RATE_LIMIT_FAIL_OPEN", default=False)
+RATE_LIMIT_UNAVAILABLE_RETRY_AFTER = env.int("RATE_LIMIT_UNAVAILABLE_RETRY_AFTER", default=5)
+# How long a process trusts its cached key contexts before asking Redis whether
+# anything changed: revocations and tier changes reach every process this fast.
+KEY_CONTEXT_TTL_SECONDS = env.float("KEY_CONTEXT_TTL_SECONDS", default=1.0)
+BILLING_GRACE_PERIOD_DAYS = env.int("BILLING_GRACE_PERIOD_DAYS", default=7)
+# Where a 402 sends the customer to settle their bill.
+BILLING_PAGE_PATH = env.str("BILLING_PAGE_PATH", default="/")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apikeys.authentication.APIKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["apikeys.permissions.HasAPIKeyScope"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "apikeys.permissions.HasAPIKeyScope",
+        "billing.permissions.BillingInGoodStanding",
+    ],
+    # Every API view is limited and metered unless it opts out.
+    "DEFAULT_THROTTLE_CLASSES": ["metering.throttling.TierThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

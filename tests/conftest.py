@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from apikeys.context import key_contexts
 from apikeys.models import APIKey
 from apikeys.services import api_key_create, api_key_revoke
 from billing.services import customer_get_or_create
@@ -39,10 +40,12 @@ def pytest_sessionstart(session):
 
 @pytest.fixture(autouse=True)
 def clean_redis():
-    """Each test starts with an empty Redis database (the suite's own, not 0)."""
+    """Each test starts with an empty Redis database (the suite's own, not 0)
+    and an empty per-process key context cache."""
     from django_redis import get_redis_connection
 
     get_redis_connection("default").flushdb()
+    key_contexts.clear()
     yield
 
 

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from apikeys.context import key_contexts
 from apikeys.models import APIKey
 
 ECHO = "/api/v1/echo"
@@ -87,15 +88,43 @@ def test_the_request_user_is_the_keys_owner(rf, api_key):
 
     request = rf.get(ECHO, HTTP_X_API_KEY=api_key.raw_key)
     user, auth = APIKeyAuthentication().authenticate(request)
-    assert (user.email, auth.pk) == ("alice@example.com", api_key.api_key.pk)
+    assert (user.email, auth.key_id) == ("alice@example.com", api_key.api_key.pk)
 
 
-def test_use_is_recorded_in_last_used_at(api_client, api_key):
+def test_use_is_recorded_in_last_used_at_when_the_process_flushes(api_client, api_key):
     api_client.get(ECHO, HTTP_X_API_KEY=api_key.raw_key)
+    assert APIKey.objects.get(pk=api_key.api_key.pk).last_used_at is None
+    key_contexts.flush_last_used()
     assert APIKey.objects.get(pk=api_key.api_key.pk).last_used_at is not None
 
 
-def test_last_used_at_is_written_at_most_once_a_minute(api_client, api_key, django_assert_num_queries):
+def test_last_used_at_never_moves_backwards(api_key):
+    from apikeys.services import api_keys_record_use
+
+    api_keys_record_use(last_used={api_key.api_key.pk: 2_000_000_000})
+    api_keys_record_use(last_used={api_key.api_key.pk: 1_000_000_000})
+    assert APIKey.objects.get(pk=api_key.api_key.pk).last_used_at.year == 2033
+
+
+def test_a_known_key_makes_no_sql_query_in_steady_state(api_client, api_key, django_assert_num_queries):
     api_client.get(ECHO, HTTP_X_API_KEY=api_key.raw_key)
-    with django_assert_num_queries(1):  # the lookup; no UPDATE
-        api_client.get(ECHO, HTTP_X_API_KEY=api_key.raw_key)
+    with django_assert_num_queries(0):
+        assert api_client.get(ECHO, HTTP_X_API_KEY=api_key.raw_key).status_code == 200
+
+
+def test_a_made_up_key_is_looked_up_once_per_process(api_client, db, django_assert_num_queries):
+    from apikeys.keys import generate_key
+
+    made_up = generate_key("tk_live_")
+    api_client.get(ECHO, HTTP_X_API_KEY=made_up)
+    with django_assert_num_queries(0):
+        assert_401(api_client.get(ECHO, HTTP_X_API_KEY=made_up), "unknown_key")
+
+
+def test_revoking_a_cached_key_takes_effect(api_client, api_key, django_capture_on_commit_callbacks):
+    from apikeys.services import api_key_revoke
+
+    assert api_client.get(ECHO, HTTP_X_API_KEY=api_key.raw_key).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_revoke(api_key=api_key.api_key)
+    assert_401(api_client.get(ECHO, HTTP_X_API_KEY=api_key.raw_key), "revoked_key")

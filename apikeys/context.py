@@ -1,0 +1,201 @@
+"""Key contexts: what the hot path needs to know about a key, without SQL.
+
+A `KeyContext` is an immutable snapshot of a key, its customer's limits and
+billing standing. It is found, by the key's HMAC, in three layers:
+
+1. this process's dict, trusted for KEY_CONTEXT_TTL_SECONDS (default 1 s);
+2. the shared Django cache (Redis when REDIS_URL is set), under a key that
+   includes the global context version;
+3. PostgreSQL.
+
+Any change that affects a context (revocation, a tier's or customer's limits,
+billing state) calls `invalidate_key_contexts()`, which bumps the version: the
+shared entries are orphaned at once and every process drops its dict at its
+next version check, so the change is enforced everywhere within the TTL.
+Steady state per request: no SQL and no Redis; one version read per process
+per TTL.
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.cache import cache
+from django.db import transaction
+
+from .models import APIKey
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = "apikeys:v1:ctx-version"
+# Bounds on staleness when a version bump could not be written (Redis down at
+# the moment of the change): no context outlives these, bump or not.
+SHARED_TTL_SECONDS = 60
+LOCAL_MAX_AGE_SECONDS = 30
+# Unknown keys are remembered too (so a flood of made-up keys costs no SQL),
+# which is why the local dict is bounded.
+LOCAL_MAX_ENTRIES = 10_000
+LAST_USED_FLUSH_SECONDS = 60
+
+
+def _timestamp(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment is not None else None
+
+
+@dataclass(frozen=True)
+class KeyContext:
+    key_id: int
+    key_prefix: str
+    customer_id: int
+    user_id: int
+    scopes: tuple[str, ...]
+    revoked: bool
+    expires_at: float | None  # epoch seconds
+    tier_slug: str
+    quota: int
+    quota_period: str
+    burst: int
+    hard_quota: bool  # False when the tier bills overage instead of refusing
+    billing_period_start: float | None
+    billing_period_end: float | None
+    suspended_from: float | None  # epoch seconds from which the API answers 402
+
+    def is_expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    def is_suspended(self, now: float) -> bool:
+        return self.suspended_from is not None and self.suspended_from <= now
+
+    @classmethod
+    def from_api_key(cls, api_key: APIKey) -> "KeyContext":
+        customer, tier = api_key.customer, api_key.customer.tier
+        return cls(
+            key_id=api_key.pk,
+            key_prefix=api_key.prefix,
+            customer_id=customer.pk,
+            user_id=customer.user_id,
+            scopes=tuple(api_key.scopes),
+            revoked=api_key.revoked_at is not None,
+            expires_at=_timestamp(api_key.expires_at),
+            tier_slug=tier.slug,
+            quota=customer.quota,
+            quota_period=tier.quota_period,
+            burst=customer.burst,
+            hard_quota=not tier.has_overage,
+            billing_period_start=_timestamp(customer.current_period_start),
+            billing_period_end=_timestamp(customer.current_period_end),
+            suspended_from=_timestamp(customer.suspended_from()),
+        )
+
+
+def _load_from_database(hashed_key: str) -> KeyContext | None:
+    api_key = APIKey.objects.select_related("customer__tier").filter(hashed_key=hashed_key).first()
+    return KeyContext.from_api_key(api_key) if api_key is not None else None
+
+
+class KeyContextCache:
+    """The per-process layer, in front of the shared cache and the database."""
+
+    def __init__(self, ttl: float, clock=time.monotonic):
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, tuple[KeyContext | None, float]] = {}  # -> (context, loaded at)
+        self._version = None
+        self._checked_at = float("-inf")
+        self._last_used: dict[int, float] = {}
+        self._last_used_flushed_at = clock()
+        self._lock = threading.Lock()
+
+    def get(self, hashed_key: str) -> KeyContext | None:
+        """The context for a hashed key, or None when no such key exists."""
+        self._check_version()
+        now = self._clock()
+        entry = self._entries.get(hashed_key)
+        if entry is not None and now - entry[1] < LOCAL_MAX_AGE_SECONDS:
+            return entry[0]
+        context = self._shared_get(hashed_key)
+        if len(self._entries) >= LOCAL_MAX_ENTRIES:
+            self._entries = {}
+        self._entries[hashed_key] = (context, now)
+        return context
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries = {}
+            self._checked_at = float("-inf")
+
+    def _check_version(self) -> None:
+        now = self._clock()
+        if now - self._checked_at < self.ttl:
+            return
+        try:
+            version = cache.get(VERSION_KEY)
+        except Exception:
+            # The shared cache is down: keep what we have rather than fail
+            # authentication; the limiter decides what Redis being down means.
+            logger.warning("key context version check failed", exc_info=True)
+            return
+        with self._lock:
+            if version != self._version:
+                self._entries = {}
+                self._version = version
+            self._checked_at = now
+
+    def _shared_get(self, hashed_key: str) -> KeyContext | None:
+        shared_key = f"apikeys:v1:ctx:{self._version}:{hashed_key}"
+        try:
+            cached = cache.get(shared_key)
+        except Exception:
+            logger.warning("shared key context cache unreachable", exc_info=True)
+            return _load_from_database(hashed_key)
+        if cached is not None:
+            return cached
+        context = _load_from_database(hashed_key)
+        if context is not None:
+            try:
+                cache.set(shared_key, context, SHARED_TTL_SECONDS)
+            except Exception:
+                logger.warning("shared key context cache unreachable", exc_info=True)
+        return context
+
+    def note_use(self, key_id: int, when: float) -> None:
+        """Remember a key's use; written to the database at most once a minute per process."""
+        self._last_used[key_id] = when
+        if self._clock() - self._last_used_flushed_at >= LAST_USED_FLUSH_SECONDS:
+            self.flush_last_used()
+
+    def flush_last_used(self) -> None:
+        from .services import api_keys_record_use
+
+        with self._lock:
+            pending, self._last_used = self._last_used, {}
+            self._last_used_flushed_at = self._clock()
+        if pending:
+            api_keys_record_use(last_used=pending)
+
+
+def _create_process_cache() -> KeyContextCache:
+    from django.conf import settings
+
+    return KeyContextCache(ttl=settings.KEY_CONTEXT_TTL_SECONDS)
+
+
+key_contexts = _create_process_cache()
+
+
+def invalidate_key_contexts() -> None:
+    """Make every process reload key contexts within the TTL (after commit)."""
+
+    def bump():
+        key_contexts.clear()
+        try:
+            cache.add(VERSION_KEY, 0, timeout=None)
+            cache.incr(VERSION_KEY)
+        except Exception:
+            # Redis down: the shared entries are unreachable too, and processes
+            # reload from the database once their TTL passes and Redis is back.
+            logger.warning("could not bump the key context version", exc_info=True)
+
+    transaction.on_commit(bump)

@@ -1,0 +1,98 @@
+"""The DRF throttle that enforces a key's tier: one limiter call per request.
+
+Installed by default (REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"]), so every
+API view is limited without code of its own. A view may set:
+
+- `quota_cost = N`: one call uses N quota units (default 1), for expensive endpoints;
+- `metered = False`: not limited and not counted (operational endpoints).
+"""
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from django.conf import settings
+from rest_framework import status
+from rest_framework.throttling import BaseThrottle
+
+from apikeys.context import KeyContext
+from saas.errors import AppError
+
+from .limiter import Decision, Limits, LimiterUnavailable, Reason, get_limiter
+from .periods import period_bounds
+
+logger = logging.getLogger(__name__)
+
+DECISION_ATTRIBUTE = "rate_limit_decision"
+
+
+class RateLimited(AppError):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+
+
+class LimiterDown(AppError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "rate_limiter_unavailable"
+    detail = "Usage limits cannot be checked right now; please retry shortly."
+
+
+def _fromtimestamp(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def limits_for(context: KeyContext, now: datetime) -> Limits:
+    start, end = period_bounds(
+        context.quota_period,
+        now,
+        _fromtimestamp(context.billing_period_start),
+        _fromtimestamp(context.billing_period_end),
+    )
+    return Limits(
+        customer_id=context.customer_id,
+        burst=context.burst,
+        quota=context.quota,
+        period_start=start,
+        period_end=end,
+        hard_quota=context.hard_quota,
+    )
+
+
+def rate_limited_error(decision: Decision) -> RateLimited:
+    limits = decision.limits
+    if decision.reason == Reason.BURST:
+        code, limit, window = "burst_limit_exceeded", limits.burst, "second"
+        detail = f"More than {limits.burst} requests in one second."
+    else:
+        code, limit, window = "quota_exceeded", limits.quota, "period"
+        detail = f"The quota of {limits.quota} requests for this period is used up."
+    retry = decision.retry_after_seconds
+    return RateLimited(
+        f"{detail} Retry in {retry} s.",
+        code=code,
+        extra={"limit": limit, "window": window, "retry_after": retry},
+    )
+
+
+class TierThrottle(BaseThrottle):
+    def allow_request(self, request, view):
+        context = request.auth
+        if not isinstance(context, KeyContext) or not getattr(view, "metered", True):
+            return True
+        now = time.time()
+        limits = limits_for(context, datetime.fromtimestamp(now, UTC))
+        try:
+            decision = get_limiter().check(
+                limits, cost=getattr(view, "quota_cost", 1), now_ms=int(now * 1000)
+            )
+        except LimiterUnavailable:
+            if settings.RATE_LIMIT_FAIL_OPEN:
+                logger.warning("limiter unavailable: admitting (fail-open)", exc_info=True)
+                return True
+            logger.error("limiter unavailable: refusing (fail-closed)", exc_info=True)
+            retry = str(settings.RATE_LIMIT_UNAVAILABLE_RETRY_AFTER)
+            raise LimiterDown(headers={"Retry-After": retry}) from None
+        # The headers middleware reads it from the Django request.
+        setattr(request._request, DECISION_ATTRIBUTE, decision)
+        if not decision.admitted:
+            raise rate_limited_error(decision)
+        return True
