@@ -18,7 +18,7 @@ from rest_framework.throttling import BaseThrottle
 from apikeys.context import KeyContext
 from saas.errors import AppError
 
-from .limiter import Decision, Limits, LimiterUnavailable, Reason, get_limiter
+from .limiter import Decision, LimiterUnavailable, Limits, Reason, get_limiter
 from .periods import period_bounds
 
 logger = logging.getLogger(__name__)
