@@ -9,7 +9,7 @@ billing standing. It is found, by the key's HMAC, in three layers:
 3. PostgreSQL.
 
 Any change that affects a context (revocation, a tier's or customer's limits,
-billing state) calls `invalidate_key_contexts()`, which bumps the version: the
+billing state) calls `invalidate_key_contexts()`, which sets a new version: the
 shared entries are orphaned at once and every process drops its dict at its
 next version check, so the change is enforced everywhere within the TTL.
 Steady state per request: no SQL and no Redis; one version read per process
@@ -19,6 +19,7 @@ per TTL.
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -191,8 +192,10 @@ def invalidate_key_contexts() -> None:
     def bump():
         key_contexts.clear()
         try:
-            cache.add(VERSION_KEY, 0, timeout=None)
-            cache.incr(VERSION_KEY)
+            # A new random token, not INCR: a counter lost with Redis (restart,
+            # flush, eviction) restarts at 1, a value a process may still hold,
+            # and that process would keep its stale contexts.
+            cache.set(VERSION_KEY, uuid.uuid4().hex, timeout=None)
         except Exception:
             # Redis down: the shared entries are unreachable too, and processes
             # reload from the database once their TTL passes and Redis is back.

@@ -36,6 +36,19 @@ def _anchored_month(now: datetime, anchor: datetime) -> tuple[datetime, datetime
     return start, add_months(anchor, months + 1)
 
 
+def _anchor(billing_start: datetime, billing_end: datetime | None) -> datetime:
+    """The stored boundary whose day of the month is the billing anchor's.
+
+    A boundary clamped to a short month's end has lost the anchor's day: from
+    [Feb 29, Mar 31) Stripe goes on to Apr 30, not Apr 29. Counting from the
+    later day keeps our guess on Stripe's boundary, so the quota counter (keyed
+    by the period's start) is not reset when the renewal webhook arrives.
+    """
+    if billing_end is not None and billing_end.astimezone(UTC).day > billing_start.day:
+        return billing_end.astimezone(UTC)
+    return billing_start
+
+
 def period_bounds(
     period: str,
     now: datetime,
@@ -56,6 +69,6 @@ def period_bounds(
         # The stored period has ended (a renewal webhook not yet applied): keep
         # counting whole months from the anchor rather than resetting to a
         # calendar month, so the boundary does not move under the customer.
-        return _anchored_month(now, billing_start.astimezone(UTC))
+        return _anchored_month(now, _anchor(billing_start.astimezone(UTC), billing_end))
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return start, add_months(start, 1)

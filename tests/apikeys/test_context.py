@@ -1,0 +1,192 @@
+"""The key context cache: process dict, shared cache, database, with an injectable clock."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+from django_redis import get_redis_connection
+
+from apikeys import context as context_module
+from apikeys.context import LAST_USED_FLUSH_SECONDS, VERSION_KEY, KeyContextCache, invalidate_key_contexts
+from apikeys.keys import hash_key
+from apikeys.models import APIKey
+from apikeys.services import api_key_revoke
+
+TTL = 1.0
+UNREACHABLE_REDIS = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+    }
+}
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class SpyCache:
+    """The shared cache, remembering every key read from it."""
+
+    def __init__(self, real):
+        self.real = real
+        self.reads = []
+
+    def get(self, key, *args, **kwargs):
+        self.reads.append(key)
+        return self.real.get(key, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def contexts(clock):
+    return KeyContextCache(ttl=TTL, clock=clock)
+
+
+@pytest.fixture
+def shared(monkeypatch):
+    spy = SpyCache(context_module.cache)
+    monkeypatch.setattr(context_module, "cache", spy)
+    return spy
+
+
+@pytest.fixture
+def hashed(api_key):
+    return hash_key(api_key.raw_key, settings.API_KEY_PEPPER)
+
+
+def last_used_at(api_key):
+    return APIKey.objects.get(pk=api_key.api_key.pk).last_used_at
+
+
+def test_a_context_carries_the_key_its_customer_and_the_tiers_limits(contexts, hashed, api_key, customer):
+    context = contexts.get(hashed)
+    assert (context.key_id, context.customer_id, context.revoked) == (api_key.api_key.pk, customer.pk, False)
+    assert (context.tier_slug, context.quota, context.burst, context.hard_quota) == ("free", 1000, 5, True)
+
+
+def test_an_unknown_key_has_no_context(contexts, db):
+    assert contexts.get("0" * 64) is None
+
+
+def test_within_the_ttl_a_context_is_served_without_reading_anything(
+    contexts, hashed, clock, shared, django_assert_num_queries
+):
+    contexts.get(hashed)
+    shared.reads.clear()
+    clock.now += TTL * 0.9
+    with django_assert_num_queries(0):
+        assert contexts.get(hashed) is not None
+    assert shared.reads == []
+
+
+def test_once_the_ttl_passes_the_version_is_read_again(contexts, hashed, clock, shared):
+    contexts.get(hashed)
+    shared.reads.clear()
+    clock.now += TTL
+    contexts.get(hashed)
+    assert shared.reads == [VERSION_KEY]
+
+
+def test_within_the_ttl_a_revocation_is_not_yet_seen(
+    contexts, hashed, api_key, clock, django_capture_on_commit_callbacks
+):
+    contexts.get(hashed)
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_revoke(api_key=api_key.api_key)
+    clock.now += TTL * 0.9
+    assert not contexts.get(hashed).revoked
+
+
+def test_after_a_version_bump_and_the_ttl_the_context_reloads(
+    contexts, hashed, api_key, clock, django_capture_on_commit_callbacks
+):
+    contexts.get(hashed)
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_revoke(api_key=api_key.api_key)
+    clock.now += TTL
+    assert contexts.get(hashed).revoked
+
+
+def test_a_bump_after_redis_lost_the_version_is_still_seen(
+    contexts, hashed, api_key, clock, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        invalidate_key_contexts()
+    contexts.get(hashed)
+    get_redis_connection("default").flushdb()  # as a Redis restart without persistence
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_revoke(api_key=api_key.api_key)
+    clock.now += TTL
+    assert contexts.get(hashed).revoked
+
+
+def test_without_a_version_bump_a_database_change_is_not_seen(contexts, hashed, api_key, clock):
+    contexts.get(hashed)
+    APIKey.objects.filter(pk=api_key.api_key.pk).update(scopes=["billing"])
+    clock.now += TTL
+    assert contexts.get(hashed).scopes == ("api",)
+
+
+def test_a_context_loaded_by_one_process_reaches_another_without_sql(
+    contexts, hashed, clock, django_assert_num_queries
+):
+    loaded = contexts.get(hashed)
+    other_process = KeyContextCache(ttl=TTL, clock=clock)
+    with django_assert_num_queries(0):
+        assert other_process.get(hashed) == loaded
+
+
+def test_with_redis_down_contexts_come_from_the_database(hashed, api_key, clock, django_assert_num_queries):
+    with override_settings(CACHES=UNREACHABLE_REDIS):
+        contexts = KeyContextCache(ttl=TTL, clock=clock)
+        with django_assert_num_queries(1):
+            assert contexts.get(hashed).key_id == api_key.api_key.pk
+
+
+def test_the_process_layer_holds_at_most_local_max_entries(contexts, db, monkeypatch):
+    monkeypatch.setattr(context_module, "LOCAL_MAX_ENTRIES", 3)
+    for number in range(10):
+        contexts.get(f"{number:064d}")
+    assert len(contexts._entries) <= 3
+
+
+def test_use_is_not_written_before_the_flush_interval(contexts, api_key, clock):
+    clock.now += LAST_USED_FLUSH_SECONDS - 1
+    contexts.note_use(api_key.api_key.pk, 1_800_000_000)
+    assert last_used_at(api_key) is None
+
+
+def test_use_is_written_once_the_flush_interval_has_passed(contexts, api_key, clock):
+    contexts.note_use(api_key.api_key.pk, 1_800_000_000)
+    clock.now += LAST_USED_FLUSH_SECONDS
+    contexts.note_use(api_key.api_key.pk, 1_800_000_060)
+    assert last_used_at(api_key) == datetime.fromtimestamp(1_800_000_060, UTC)
+
+
+def test_use_is_written_at_most_once_per_flush_interval(contexts, api_key, clock, django_assert_num_queries):
+    clock.now += LAST_USED_FLUSH_SECONDS
+    contexts.note_use(api_key.api_key.pk, 1_800_000_000)
+    with django_assert_num_queries(0):
+        for second in range(1, LAST_USED_FLUSH_SECONDS):
+            clock.now += 1
+            contexts.note_use(api_key.api_key.pk, 1_800_000_000 + second)
+
+
+def test_flushing_writes_pending_uses_at_once(contexts, api_key):
+    contexts.note_use(api_key.api_key.pk, 1_800_000_000)
+    contexts.flush_last_used()
+    assert last_used_at(api_key) == datetime.fromtimestamp(1_800_000_000, UTC)

@@ -1,0 +1,156 @@
+"""The RedisLimiter when its Redis misbehaves, against a private redis-server.
+
+Each test starts its own throwaway server (no persistence) on a free port, so
+killing, stalling or restarting it disturbs no one else's Redis.
+"""
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from datetime import UTC, datetime
+
+import pytest
+import redis
+
+from metering.limiter import CHECK_AND_RESERVE, LimiterUnavailable, Limits, RedisLimiter
+from metering.periods import period_bounds
+
+FIRST_PORT = 6391
+TIMEOUT_SECONDS = 0.2
+SCRIPT_SHA = hashlib.sha1(CHECK_AND_RESERVE.encode()).hexdigest()
+
+
+def port_is_free(port):
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+class RedisServer:
+    """A redis-server child process that a test may kill, stall and restart."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.port = None
+        self.process = None
+
+    def start(self, port=None):
+        candidates = [port] if port else [p for p in range(FIRST_PORT, FIRST_PORT + 100) if port_is_free(p)]
+        for candidate in candidates:
+            self.process = subprocess.Popen(
+                ["redis-server", "--port", str(candidate), "--bind", "127.0.0.1"]
+                + ["--save", "", "--appendonly", "no"],
+                cwd=self.directory,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if self._wait_until_ready(candidate):
+                self.port = candidate
+                return
+            self.kill()  # lost the port to someone else: try the next one
+        raise RuntimeError("could not start a private redis-server")
+
+    def _wait_until_ready(self, port):
+        client = redis.Redis(port=port, socket_connect_timeout=0.1)
+        deadline = time.monotonic() + 5
+        try:
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    # Ours, not a server someone else started on the port meanwhile.
+                    return client.info("server")["process_id"] == self.process.pid
+                except redis.ConnectionError:
+                    time.sleep(0.02)
+            return False
+        finally:
+            client.close()
+
+    def kill(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def pause(self):
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+
+def limiter_on(port):
+    # Built as django-redis builds the project's client: over an explicit
+    # connection pool, which leaves redis-py's client-level retries off (a
+    # bare redis.Redis() retries ten times with backoff, ~4.5 s per failure).
+    pool = redis.ConnectionPool(
+        host="127.0.0.1", port=port, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+    )
+    return RedisLimiter(redis.Redis(connection_pool=pool))
+
+
+def make_limits():
+    start, end = period_bounds("month", datetime.now(UTC))
+    return Limits(customer_id=1, burst=100, quota=1_000, period_start=start, period_end=end)
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+@pytest.fixture
+def server(tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def limiter(server):
+    return limiter_on(server.port)
+
+
+def test_a_check_works_after_the_script_cache_is_flushed(server, limiter):
+    limiter.check(make_limits(), now_ms=now_ms())
+    redis.Redis(port=server.port).script_flush()
+    assert limiter.check(make_limits(), now_ms=now_ms()).quota_used == 2
+
+
+def test_a_check_raises_limiter_unavailable_once_redis_is_killed(server, limiter):
+    limiter.check(make_limits(), now_ms=now_ms())
+    server.kill()
+    with pytest.raises(LimiterUnavailable):
+        limiter.check(make_limits(), now_ms=now_ms())
+
+
+def test_checks_work_again_after_redis_restarts_on_the_same_port(server, limiter):
+    limiter.check(make_limits(), now_ms=now_ms())
+    server.kill()
+    with pytest.raises(LimiterUnavailable):
+        limiter.check(make_limits(), now_ms=now_ms())
+    server.start(server.port)
+    assert limiter.check(make_limits(), now_ms=now_ms()).admitted
+
+
+def test_a_restarted_redis_gets_the_script_loaded_again(server, limiter):
+    limiter.check(make_limits(), now_ms=now_ms())
+    server.kill()
+    server.start(server.port)
+    admin = redis.Redis(port=server.port)
+    assert admin.script_exists(SCRIPT_SHA) == [False]
+    limiter.check(make_limits(), now_ms=now_ms())
+    assert admin.script_exists(SCRIPT_SHA) == [True]
+
+
+def test_a_stalled_redis_raises_limiter_unavailable_within_the_timeout(server, limiter):
+    limiter.check(make_limits(), now_ms=now_ms())
+    server.pause()
+    started = time.monotonic()
+    with pytest.raises(LimiterUnavailable):
+        limiter.check(make_limits(), now_ms=now_ms())
+    assert time.monotonic() - started < 2 * TIMEOUT_SECONDS + 0.3
+
+
+def test_a_limiter_pointing_where_nothing_listens_raises_limiter_unavailable_quickly(tmp_path):
+    port = next(p for p in range(FIRST_PORT + 100, FIRST_PORT + 200) if port_is_free(p))
+    started = time.monotonic()
+    with pytest.raises(LimiterUnavailable):
+        limiter_on(port).check(make_limits(), now_ms=now_ms())
+    assert time.monotonic() - started < 1
