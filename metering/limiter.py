@@ -28,7 +28,11 @@ BURST_WINDOW_MS = 1000
 # A period's counter outlives the period a little, so a request that read the
 # clock just before the boundary still finds it.
 QUOTA_TTL_SLACK_MS = 60_000
-CHECK_AND_RESERVE = (Path(__file__).parent / "lua" / "check_and_reserve.lua").read_text()
+LUA_DIR = Path(__file__).parent / "lua"
+CHECK_AND_RESERVE = (LUA_DIR / "check_and_reserve.lua").read_text()
+SETTLE = (LUA_DIR / "settle.lua").read_text()
+PENDING_TTL_MS = 7 * 24 * 3600 * 1000  # pending usage is kept this long if the flush stops
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 
 class LimiterUnavailable(Exception):
@@ -88,17 +92,41 @@ class Decision:
         return 0
 
 
-def redis_key(kind: str, customer_id: int, *parts) -> str:
+@dataclass(frozen=True)
+class Settlement:
+    billed: bool
+    used: int  # quota units used in the period after settling
+
+
+@dataclass(frozen=True)
+class SettleRequest:
+    """What the settle step needs; see metering/lua/settle.lua for the rules."""
+
+    decision: Decision
+    billable: bool
+    cost: int
+    usage_field: str  # "u|<hour>|<key id>|<endpoint>"
+    idempotency_marker: str | None  # redis key of the request's Idempotency-Key
+    cost_fields: dict[str, int]  # "c|<hour>|<endpoint>|<metric>" -> increment
+
+
+def redis_key(kind: str, customer_id: int | str, *parts) -> str:
     """`metering:v1:<kind>:{c<customer_id>}[:<part>...]`: one hash slot per customer."""
     return ":".join(["metering", KEY_VERSION, kind, f"{{c{customer_id}}}", *map(str, parts)])
 
 
+def quota_key(limits: Limits) -> str:
+    """The period's quota counter; keyed by the period start, so a tier change
+    mid-period keeps the usage already counted."""
+    return redis_key("quota", limits.customer_id, int(limits.period_start.timestamp()))
+
+
+def pending_key(customer_id: int | str) -> str:
+    return redis_key("usage", customer_id)
+
+
 def _script_args(limits: Limits, cost: int, now_ms: int) -> tuple[list[str], list]:
-    period_start = int(limits.period_start.timestamp())
-    keys = [
-        redis_key("burst", limits.customer_id),
-        redis_key("quota", limits.customer_id, period_start),
-    ]
+    keys = [redis_key("burst", limits.customer_id), quota_key(limits)]
     quota_ttl_ms = max(1, int(limits.period_end.timestamp() * 1000) - now_ms) + QUOTA_TTL_SLACK_MS
     args = [now_ms, limits.burst, limits.quota, cost, quota_ttl_ms, int(limits.hard_quota)]
     return keys, args
@@ -108,9 +136,9 @@ class RedisLimiter:
     def __init__(self, client=None):
         self._fixed_client = client
         self._client = None
-        self._script = None
+        self._scripts = {}
 
-    def _get_script(self):
+    def _run(self, source: str, keys: list[str], args: list):
         if self._fixed_client is not None:
             client = self._fixed_client
         else:
@@ -118,18 +146,36 @@ class RedisLimiter:
 
             client = get_redis_connection("default")
         if client is not self._client:
+            self._client, self._scripts = client, {}
+        script = self._scripts.get(source)
+        if script is None:
             # redis-py's Script runs EVALSHA and reloads the source by itself
             # on NOSCRIPT, e.g. after a Redis restart emptied the script cache.
-            self._client, self._script = client, client.register_script(CHECK_AND_RESERVE)
-        return self._script
+            script = self._scripts[source] = client.register_script(source)
+        try:
+            return script(keys=keys, args=args)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            raise LimiterUnavailable(str(error)) from error
 
     def check(self, limits: Limits, *, cost: int = 1, now_ms: int) -> Decision:
         keys, args = _script_args(limits, cost, now_ms)
-        try:
-            admitted, reason, used, remaining, wait_ms = self._get_script()(keys=keys, args=args)
-        except (RedisConnectionError, RedisTimeoutError) as error:
-            raise LimiterUnavailable(str(error)) from error
+        admitted, reason, used, remaining, wait_ms = self._run(CHECK_AND_RESERVE, keys, args)
         return Decision(limits, now_ms, Reason(reason), used, remaining, wait_ms)
+
+    def settle(self, request: SettleRequest) -> Settlement:
+        limits = request.decision.limits
+        keys = [quota_key(limits), pending_key(limits.customer_id), request.idempotency_marker or ""]
+        args = [
+            int(request.billable),
+            request.cost,
+            request.usage_field,
+            PENDING_TTL_MS,
+            IDEMPOTENCY_TTL_SECONDS,
+        ]
+        for name, increment in request.cost_fields.items():
+            args += [name, increment]
+        billed, used = self._run(SETTLE, keys, args)
+        return Settlement(bool(billed), used)
 
 
 class MemoryLimiter:
@@ -148,23 +194,51 @@ class MemoryLimiter:
 
     def check(self, limits: Limits, *, cost: int = 1, now_ms: int) -> Decision:
         (burst_key, quota_key), (_, burst, quota, cost, quota_ttl, hard) = _script_args(limits, cost, now_ms)
-        interval = BURST_WINDOW_MS / burst
+        # Whole ticks of 1/burst ms ahead of now, as in the script (see there why).
+        window = BURST_WINDOW_MS * burst
         with self._lock:
-            tat = max(self._get(burst_key, now_ms) or now_ms, now_ms)
-            new_tat = tat + interval
+            tat = self._get(burst_key, now_ms)
+            ahead = max(0, math.floor((tat - now_ms) * burst + 0.5)) if tat is not None else 0
+            new_ahead = ahead + BURST_WINDOW_MS
             used = int(self._get(quota_key, now_ms) or 0)
-            if new_tat - now_ms > BURST_WINDOW_MS:
-                remaining = math.floor((BURST_WINDOW_MS - (tat - now_ms)) / interval)
-                wait = math.ceil(new_tat - BURST_WINDOW_MS - now_ms)
+            remaining = (window - ahead) // BURST_WINDOW_MS
+            if new_ahead > window:
+                wait = math.ceil((new_ahead - window) / burst)
                 return Decision(limits, now_ms, Reason.BURST, used, remaining, wait)
             if hard and used + cost > quota:
-                remaining = math.floor((BURST_WINDOW_MS - (tat - now_ms)) / interval)
-                return Decision(limits, now_ms, Reason.QUOTA, used, remaining, math.ceil(tat - now_ms))
-            self._store[burst_key] = (new_tat, now_ms + math.ceil(new_tat - now_ms) + 1)
+                return Decision(limits, now_ms, Reason.QUOTA, used, remaining, math.ceil(ahead / burst))
+            wait = math.ceil(new_ahead / burst)
+            # Rounded as the script's %.3f string is, so both backends decide alike.
+            self._store[burst_key] = (round(now_ms + new_ahead / burst, 3), now_ms + wait + 1)
             self._store[quota_key] = (used + cost, now_ms + quota_ttl)
             self._prune(now_ms)
-        remaining = math.floor((BURST_WINDOW_MS - (new_tat - now_ms)) / interval)
-        return Decision(limits, now_ms, Reason.ADMITTED, used + cost, remaining, math.ceil(new_tat - now_ms))
+        remaining = (window - new_ahead) // BURST_WINDOW_MS
+        return Decision(limits, now_ms, Reason.ADMITTED, used + cost, remaining, wait)
+
+    def settle(self, request: SettleRequest) -> Settlement:
+        """As settle.lua, except that usage goes straight to the database:
+        with no Redis there is nothing for a flush to read from."""
+        from .flush import add_cost_fields, add_usage_fields
+
+        now_ms, limits = request.decision.now_ms, request.decision.limits
+        billable = request.billable
+        with self._lock:
+            if billable and request.idempotency_marker:
+                if self._get(request.idempotency_marker, now_ms) is not None:
+                    billable = False
+                else:
+                    expires = now_ms + IDEMPOTENCY_TTL_SECONDS * 1000
+                    self._store[request.idempotency_marker] = (1, expires)
+            key = quota_key(limits)
+            used = int(self._get(key, now_ms) or 0)
+            if not billable and used:
+                used -= min(request.cost, used)
+                self._store[key] = (used, self._store[key][1])
+        if billable:
+            add_usage_fields(limits.customer_id, {request.usage_field: request.cost})
+        if request.cost_fields:
+            add_cost_fields(request.cost_fields)
+        return Settlement(billable, used)
 
     def _prune(self, now_ms: int) -> None:
         # Amortised cleanup of expired keys so memory stays bounded by live customers.

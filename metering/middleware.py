@@ -1,4 +1,9 @@
-"""Rate limit headers on every API response that went through the limiter.
+"""After the view: settle the request (bill it or refund it), sample its cost,
+alert on quota thresholds, and write the rate limit headers.
+
+Everything after the view costs at most one Redis round trip (settle.lua).
+
+Rate limit headers go on every API response that went through the limiter.
 
 IETF draft (draft-ietf-httpapi-ratelimit-headers, the Limit/Remaining/Reset
 form) plus the common X-RateLimit-* trio:
@@ -12,10 +17,20 @@ form) plus the common X-RateLimit-* trio:
 - `Retry-After` (seconds, rounded up) on a 429.
 """
 
+import logging
 import math
+import random
+from dataclasses import replace
 
-from .limiter import Decision, Reason
-from .throttling import DECISION_ATTRIBUTE
+from django.conf import settings
+
+from .alerts import thresholds_crossed
+from .cost import CostMeter
+from .limiter import Decision, LimiterUnavailable, Reason
+from .throttling import METERING_ATTRIBUTE, MeteredRequest
+from .usage import is_billable, settle
+
+logger = logging.getLogger(__name__)
 
 
 def rate_limit_headers(decision: Decision) -> dict[str, str]:
@@ -43,14 +58,60 @@ def rate_limit_headers(decision: Decision) -> dict[str, str]:
     return headers
 
 
-class RateLimitHeadersMiddleware:
+class MeteringMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        meter = CostMeter() if random.random() < settings.COST_SAMPLE_RATE else None
         response = self.get_response(request)
-        decision = getattr(request, DECISION_ATTRIBUTE, None)
-        if decision is not None:
-            for name, value in rate_limit_headers(decision).items():
-                response[name] = value
+        sample = meter.finish(response) if meter else None
+        metered: MeteredRequest | None = getattr(request, METERING_ATTRIBUTE, None)
+        if metered is None:
+            return response
+        decision = metered.decision
+        if decision.admitted:
+            decision = _settle(request, response, metered, sample)
+        for name, value in rate_limit_headers(decision).items():
+            response[name] = value
         return response
+
+
+def _endpoint(request) -> str:
+    match = request.resolver_match
+    return (match.view_name if match else None) or "unknown"
+
+
+def _settle(request, response, metered: MeteredRequest, sample) -> Decision:
+    """Bill or refund the reserved units; returns the decision with the settled usage."""
+    decision = metered.decision
+    try:
+        settlement = settle(
+            decision,
+            billable=metered.billable_view and is_billable(request.method, response.status_code),
+            key_id=metered.key_id,
+            endpoint=_endpoint(request),
+            cost=metered.cost,
+            idempotency_key=request.headers.get("Idempotency-Key") or None,
+            sample=sample,
+        )
+    except LimiterUnavailable:
+        # The response is ready; failing it now would punish the client for our
+        # outage. The reserved units stay counted against the quota, unbilled.
+        logger.error("settle failed: Redis unreachable after the view", exc_info=True)
+        return decision
+    if settlement.billed:
+        _queue_alerts(decision.limits, settlement.used - metered.cost, settlement.used)
+    return replace(decision, quota_used=settlement.used)
+
+
+def _queue_alerts(limits, used_before: int, used_after: int) -> None:
+    from .tasks import send_quota_alert
+
+    for threshold in thresholds_crossed(quota=limits.quota, used_before=used_before, used_after=used_after):
+        try:
+            send_quota_alert.delay(limits.customer_id, limits.period_start.isoformat(), threshold)
+        except Exception:
+            logger.exception(
+                "could not queue the %s%% quota alert for customer %s", threshold, limits.customer_id
+            )

@@ -4,11 +4,16 @@ Installed by default (REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"]), so every
 API view is limited without code of its own. A view may set:
 
 - `quota_cost = N`: one call uses N quota units (default 1), for expensive endpoints;
-- `metered = False`: not limited and not counted (operational endpoints).
+- `billable = False`: limited, but never counted as usage (e.g. the usage API);
+- `metered = False`: not limited and not counted at all.
+
+The decision is left on the Django request for metering.middleware, which
+settles it (bill or refund) and writes the headers once the response exists.
 """
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -23,7 +28,15 @@ from .periods import period_bounds
 
 logger = logging.getLogger(__name__)
 
-DECISION_ATTRIBUTE = "rate_limit_decision"
+METERING_ATTRIBUTE = "metering"
+
+
+@dataclass(frozen=True)
+class MeteredRequest:
+    decision: Decision
+    key_id: int
+    cost: int
+    billable_view: bool
 
 
 class RateLimited(AppError):
@@ -80,10 +93,9 @@ class TierThrottle(BaseThrottle):
             return True
         now = time.time()
         limits = limits_for(context, datetime.fromtimestamp(now, UTC))
+        cost = getattr(view, "quota_cost", 1)
         try:
-            decision = get_limiter().check(
-                limits, cost=getattr(view, "quota_cost", 1), now_ms=int(now * 1000)
-            )
+            decision = get_limiter().check(limits, cost=cost, now_ms=int(now * 1000))
         except LimiterUnavailable:
             if settings.RATE_LIMIT_FAIL_OPEN:
                 logger.warning("limiter unavailable: admitting (fail-open)", exc_info=True)
@@ -91,8 +103,8 @@ class TierThrottle(BaseThrottle):
             logger.error("limiter unavailable: refusing (fail-closed)", exc_info=True)
             retry = str(settings.RATE_LIMIT_UNAVAILABLE_RETRY_AFTER)
             raise LimiterDown(headers={"Retry-After": retry}) from None
-        # The headers middleware reads it from the Django request.
-        setattr(request._request, DECISION_ATTRIBUTE, decision)
+        metered = MeteredRequest(decision, context.key_id, cost, getattr(view, "billable", True))
+        setattr(request._request, METERING_ATTRIBUTE, metered)
         if not decision.admitted:
             raise rate_limited_error(decision)
         return True

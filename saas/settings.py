@@ -65,7 +65,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "metering.middleware.RateLimitHeadersMiddleware",
+    "metering.middleware.MeteringMiddleware",
 ]
 
 ROOT_URLCONF = "saas.urls"
@@ -144,6 +144,18 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "flush-usage": {
+        "task": "metering.tasks.flush_usage_task",
+        "schedule": env.float("USAGE_FLUSH_SECONDS", default=60.0),
+    },
+}
+
+# Cost baselines: unit prices (USD) and the share of requests measured.
+COST_PER_CPU_MS = env.float("COST_PER_CPU_MS", default=0.000002)
+COST_PER_KB_OUT = env.float("COST_PER_KB_OUT", default=0.000001)
+COST_PER_THIRD_PARTY_CALL = env.float("COST_PER_THIRD_PARTY_CALL", default=0.005)
+COST_SAMPLE_RATE = env.float("COST_SAMPLE_RATE", default=1.0)
 
 # Stripe. The API version is pinned so that payload shapes do not change
 # under us when Stripe releases a new version.
@@ -176,6 +188,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "saas.errors.json_exception_handler",
 }
+# Off only to measure what enforcement costs (benchmarks/http.py): no throttle
+# classes, so requests are neither limited nor metered.
+RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+if not RATE_LIMIT_ENABLED:
+    REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = []
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tiered API",

@@ -1,0 +1,86 @@
+"""Measuring what a request costs to serve: CPU, bytes out, third-party calls.
+
+Endpoint code wraps each outbound call so it is counted:
+
+    from metering.cost import third_party_call
+
+    with third_party_call("geocoder"):
+        response = session.get(...)
+
+Samples are aggregated per endpoint and hour (see metering.usage) and priced
+with the unit prices in settings (COST_PER_CPU_MS, COST_PER_KB_OUT,
+COST_PER_THIRD_PARTY_CALL).
+"""
+
+import bisect
+import contextvars
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+
+# Upper edges (ms) of the CPU time histogram buckets; the last bucket is open.
+CPU_BUCKETS_MS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
+
+_calls: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("third_party_calls", default=None)
+
+
+@contextmanager
+def third_party_call(service: str):
+    """Count one outbound call made while serving the current request."""
+    calls = _calls.get()
+    if calls is not None:
+        calls.append(service)
+    yield
+
+
+@dataclass
+class CostSample:
+    cpu_ms: float = 0.0
+    bytes_out: int = 0
+    third_party_calls: int = 0
+
+    def histogram_bucket(self) -> int:
+        return bisect.bisect_left(CPU_BUCKETS_MS, self.cpu_ms)
+
+
+@dataclass
+class CostMeter:
+    """Measures one request: CPU of the serving thread (not wall time) and calls."""
+
+    _cpu_start: float = field(default_factory=time.thread_time)
+    _token: contextvars.Token | None = None
+    _calls: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._token = _calls.set(self._calls)
+
+    def finish(self, response) -> CostSample:
+        cpu_ms = (time.thread_time() - self._cpu_start) * 1000
+        _calls.reset(self._token)
+        return CostSample(
+            cpu_ms=cpu_ms, bytes_out=response_size(response), third_party_calls=len(self._calls)
+        )
+
+
+def response_size(response) -> int:
+    if getattr(response, "streaming", False):
+        return int(response.get("Content-Length") or 0)
+    return len(response.content)
+
+
+@dataclass(frozen=True)
+class UnitPrices:
+    per_cpu_ms: Decimal
+    per_kb_out: Decimal
+    per_third_party_call: Decimal
+
+    @classmethod
+    def from_settings(cls) -> "UnitPrices":
+        return cls(
+            per_cpu_ms=Decimal(str(settings.COST_PER_CPU_MS)),
+            per_kb_out=Decimal(str(settings.COST_PER_KB_OUT)),
+            per_third_party_call=Decimal(str(settings.COST_PER_THIRD_PARTY_CALL)),
+        )

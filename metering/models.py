@@ -1,0 +1,87 @@
+from django.db import models
+
+
+class UsageRecord(models.Model):
+    """Billable units served to one customer, by key, endpoint and hour (UTC).
+
+    Rows only grow, by the usage flush (metering/flush.py) or, on the embedded
+    default, by each request directly. A unique row per (customer, key,
+    endpoint, hour) lets the flush add with one upsert.
+    """
+
+    customer = models.ForeignKey("billing.Customer", on_delete=models.CASCADE, related_name="usage_records")
+    # RESTRICT: a key with billed usage is revoked, not deleted, unless its
+    # whole customer goes (the cascade from Customer removes both).
+    api_key = models.ForeignKey("apikeys.APIKey", on_delete=models.RESTRICT, related_name="usage_records")
+    endpoint = models.CharField(max_length=200)
+    hour = models.DateTimeField(help_text="Start of the UTC hour.")
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "api_key", "endpoint", "hour"], name="usage_record_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "hour"])]
+
+    def __str__(self):
+        return f"{self.customer_id} {self.endpoint} {self.hour:%Y-%m-%d %H:00}: {self.count}"
+
+
+class FlushedBatch(models.Model):
+    """A Redis snapshot already added to UsageRecord: the flush's idempotency log."""
+
+    batch = models.CharField(max_length=200, unique=True)
+    flushed_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.batch
+
+
+class CostMetric(models.TextChoices):
+    REQUESTS = "requests", "requests sampled"
+    CPU_US = "cpu_us", "CPU microseconds"
+    BYTES_OUT = "bytes_out", "bytes out"
+    THIRD_PARTY_CALLS = "third_party_calls", "third-party calls"
+    # cpu_b<i>: requests whose CPU time fell in histogram bucket i (metering.cost.CPU_BUCKETS_MS)
+
+
+class EndpointCost(models.Model):
+    """Measured serving cost of one endpoint in one hour, one metric per row.
+
+    One row per metric keeps the flush a single kind of upsert (add to value)
+    for totals and histogram buckets alike.
+    """
+
+    endpoint = models.CharField(max_length=200)
+    hour = models.DateTimeField()
+    metric = models.CharField(max_length=32)
+    value = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "hour", "metric"], name="endpoint_cost_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.endpoint} {self.hour:%Y-%m-%d %H:00} {self.metric}={self.value}"
+
+
+class QuotaAlert(models.Model):
+    """One row per alert sent: the unique constraint is what makes it 'once'."""
+
+    customer = models.ForeignKey("billing.Customer", on_delete=models.CASCADE, related_name="quota_alerts")
+    period_start = models.DateTimeField()
+    threshold = models.PositiveSmallIntegerField(help_text="Percent of the quota.")
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "period_start", "threshold"], name="quota_alert_once_per_period"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.threshold}% alert to customer {self.customer_id} for {self.period_start:%Y-%m-%d}"

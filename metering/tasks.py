@@ -1,0 +1,29 @@
+"""Celery tasks: thin wrappers that take ids and call services."""
+
+from datetime import datetime
+from smtplib import SMTPException
+
+from celery import shared_task
+
+from . import alerts
+from .flush import flush_usage
+
+
+@shared_task(acks_late=True)
+def flush_usage_task() -> dict:
+    """Beat: move pending usage from Redis to PostgreSQL. Safe to run twice at once."""
+    result = flush_usage()
+    return {"customers": result.customers, "units": result.units}
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(SMTPException, OSError),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=8,
+)
+def send_quota_alert(customer_id: int, period_start: str, threshold: int) -> bool:
+    return alerts.quota_alert_send(
+        customer_id=customer_id, period_start=datetime.fromisoformat(period_start), threshold=threshold
+    )
