@@ -1,7 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count
 
 from apikeys.admin import InvalidatesKeyContexts
+from metering.reports import tier_margin_warning
 
 from .models import Customer, Tier
 
@@ -32,6 +33,23 @@ class TierAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
         ("Limits", {"fields": ("quota", "quota_period", "burst")}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "GET":
+            tier = self.get_object(request, object_id)
+            if tier is not None:
+                self._warn_about_margin(request, tier)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        self._warn_about_margin(request, obj)
+
+    def _warn_about_margin(self, request, tier):
+        # A warning, not a block: an operator may price a tier low on purpose.
+        warning = tier_margin_warning(tier)
+        if warning:
+            self.message_user(request, warning, messages.WARNING)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_customer_count=Count("customers"))
