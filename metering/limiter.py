@@ -43,6 +43,7 @@ class Reason(IntEnum):
     ADMITTED = 0
     BURST = 1
     QUOTA = 2
+    NEEDS_SEED = 3  # the quota counter is missing; check again with a seed
 
 
 @dataclass(frozen=True)
@@ -125,10 +126,11 @@ def pending_key(customer_id: int | str) -> str:
     return redis_key("usage", customer_id)
 
 
-def _script_args(limits: Limits, cost: int, now_ms: int) -> tuple[list[str], list]:
+def _script_args(limits: Limits, cost: int, now_ms: int, seed: int | None) -> tuple[list[str], list]:
     keys = [redis_key("burst", limits.customer_id), quota_key(limits)]
     quota_ttl_ms = max(1, int(limits.period_end.timestamp() * 1000) - now_ms) + QUOTA_TTL_SLACK_MS
-    args = [now_ms, limits.burst, limits.quota, cost, quota_ttl_ms, int(limits.hard_quota)]
+    seed_arg = -1 if seed is None else seed
+    args = [now_ms, limits.burst, limits.quota, cost, quota_ttl_ms, int(limits.hard_quota), seed_arg]
     return keys, args
 
 
@@ -157,8 +159,10 @@ class RedisLimiter:
         except (RedisConnectionError, RedisTimeoutError) as error:
             raise LimiterUnavailable(str(error)) from error
 
-    def check(self, limits: Limits, *, cost: int = 1, now_ms: int) -> Decision:
-        keys, args = _script_args(limits, cost, now_ms)
+    def check(self, limits: Limits, *, cost: int = 1, now_ms: int, seed: int | None = 0) -> Decision:
+        """Check and reserve. `seed`: usage to start a missing counter from, or
+        None to get Reason.NEEDS_SEED back when the counter is missing."""
+        keys, args = _script_args(limits, cost, now_ms, seed)
         admitted, reason, used, remaining, wait_ms = self._run(CHECK_AND_RESERVE, keys, args)
         return Decision(limits, now_ms, Reason(reason), used, remaining, wait_ms)
 
@@ -192,15 +196,19 @@ class MemoryLimiter:
             return None
         return entry[0]
 
-    def check(self, limits: Limits, *, cost: int = 1, now_ms: int) -> Decision:
-        (burst_key, quota_key), (_, burst, quota, cost, quota_ttl, hard) = _script_args(limits, cost, now_ms)
+    def check(self, limits: Limits, *, cost: int = 1, now_ms: int, seed: int | None = 0) -> Decision:
+        (burst_key, counter_key), args = _script_args(limits, cost, now_ms, seed)
+        _, burst, quota, cost, quota_ttl, hard, _ = args
         # Whole ticks of 1/burst ms ahead of now, as in the script (see there why).
         window = BURST_WINDOW_MS * burst
         with self._lock:
             tat = self._get(burst_key, now_ms)
             ahead = max(0, math.floor((tat - now_ms) * burst + 0.5)) if tat is not None else 0
             new_ahead = ahead + BURST_WINDOW_MS
-            used = int(self._get(quota_key, now_ms) or 0)
+            stored = self._get(counter_key, now_ms)
+            if stored is None and seed is None:
+                return Decision(limits, now_ms, Reason.NEEDS_SEED, 0, 0, 0)
+            used = int(stored if stored is not None else seed)
             remaining = (window - ahead) // BURST_WINDOW_MS
             if new_ahead > window:
                 wait = math.ceil((new_ahead - window) / burst)
@@ -210,7 +218,7 @@ class MemoryLimiter:
             wait = math.ceil(new_ahead / burst)
             # Rounded as the script's %.3f string is, so both backends decide alike.
             self._store[burst_key] = (round(now_ms + new_ahead / burst, 3), now_ms + wait + 1)
-            self._store[quota_key] = (used + cost, now_ms + quota_ttl)
+            self._store[counter_key] = (used + cost, now_ms + quota_ttl)
             self._prune(now_ms)
         remaining = (window - new_ahead) // BURST_WINDOW_MS
         return Decision(limits, now_ms, Reason.ADMITTED, used + cost, remaining, wait)

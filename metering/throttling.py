@@ -14,7 +14,7 @@ settles it (bill or refund) and writes the headers once the response exists.
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from rest_framework import status
@@ -86,6 +86,28 @@ def rate_limited_error(decision: Decision) -> RateLimited:
     )
 
 
+def check_with_seed(limits: Limits, *, cost: int, now_ms: int) -> Decision:
+    """Check, seeding a missing quota counter from the billed usage.
+
+    The counter is missing at the start of each period and after Redis lost
+    it; only the second case has usage to restore, but telling them apart
+    costs the same query. Once per customer per period, not per request.
+    """
+    limiter = get_limiter()
+    if limits.period_end - limits.period_start < timedelta(hours=1):
+        # Usage is stored by the hour: it cannot restore a per-minute counter.
+        return limiter.check(limits, cost=cost, now_ms=now_ms, seed=0)
+    decision = limiter.check(limits, cost=cost, now_ms=now_ms, seed=None)
+    if decision.reason != Reason.NEEDS_SEED:
+        return decision
+    from .selectors import usage_in_period
+
+    used = usage_in_period(
+        customer_id=limits.customer_id, start=limits.period_start, end=limits.period_end
+    ).total
+    return limiter.check(limits, cost=cost, now_ms=now_ms, seed=used)
+
+
 class TierThrottle(BaseThrottle):
     def allow_request(self, request, view):
         context = request.auth
@@ -95,7 +117,7 @@ class TierThrottle(BaseThrottle):
         limits = limits_for(context, datetime.fromtimestamp(now, UTC))
         cost = getattr(view, "quota_cost", 1)
         try:
-            decision = get_limiter().check(limits, cost=cost, now_ms=int(now * 1000))
+            decision = check_with_seed(limits, cost=cost, now_ms=int(now * 1000))
         except LimiterUnavailable:
             if settings.RATE_LIMIT_FAIL_OPEN:
                 logger.warning("limiter unavailable: admitting (fail-open)", exc_info=True)

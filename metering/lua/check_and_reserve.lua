@@ -8,10 +8,14 @@
 -- ARGV[4]  cost of this request, units (>= 1)
 -- ARGV[5]  ms until the quota counter may expire (period end plus slack)
 -- ARGV[6]  "1" to deny over quota (hard limit), "0" to admit it as overage
+-- ARGV[7]  seed for a missing quota counter: units already used this period
+--          according to the database, or "-1" to ask the caller for one
 --
 -- Returns {admitted, reason, used, burst_remaining, burst_wait_ms}
 --   admitted         1 or 0
---   reason           0 admitted, 1 denied by burst, 2 denied by quota
+--   reason           0 admitted, 1 denied by burst, 2 denied by quota,
+--                    3 the counter is missing and ARGV[7] was "-1": nothing
+--                    was written; call again with the period's usage as seed
 --   used             quota units used in the period after this call
 --   burst_remaining  requests the burst allows right now after this call
 --   burst_wait_ms    when denied by burst: ms until a retry fits;
@@ -28,7 +32,7 @@
 -- to a 1.8e12 ms timestamp and of the stored %.3f string. Without it, a burst
 -- of 6 or 7 admitted one request fewer.
 assert(#KEYS == 2, "check_and_reserve: expected 2 keys")
-assert(#ARGV == 6, "check_and_reserve: expected 6 arguments")
+assert(#ARGV == 7, "check_and_reserve: expected 7 arguments")
 
 local now = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -41,7 +45,15 @@ local window = 1000 * burst  -- one second, in ticks
 local tat = tonumber(redis.call("GET", KEYS[1])) or now
 local ahead = math.max(0, math.floor((tat - now) * burst + 0.5))
 local new_ahead = ahead + 1000  -- the burst counts requests; cost is in quota units
-local used = tonumber(redis.call("GET", KEYS[2])) or 0
+-- A counter missing mid-period (Redis restarted or evicted it) would hand the
+-- customer a fresh quota; the caller seeds it from the billed usage instead.
+local used = tonumber(redis.call("GET", KEYS[2]))
+if not used then
+  if ARGV[7] == "-1" then
+    return {0, 3, 0, 0, 0}
+  end
+  used = tonumber(ARGV[7])
+end
 
 if new_ahead > window then
   return {0, 1, used, math.floor((window - ahead) / 1000), math.ceil((new_ahead - window) / burst)}

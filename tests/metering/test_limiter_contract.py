@@ -316,3 +316,13 @@ def test_concurrent_checks_from_many_redis_clients_admit_exactly_the_quota():
     finally:
         for client in clients:
             client.close()
+
+
+def test_a_missing_counter_asks_for_a_seed(limiter):
+    assert limiter.check(make_limits(), now_ms=NOW_MS, seed=None).reason == Reason.NEEDS_SEED
+
+
+def test_a_seeded_counter_continues_from_the_seed(limiter):
+    decision = limiter.check(make_limits(quota=100), now_ms=NOW_MS, seed=99)
+    assert (decision.admitted, decision.quota_used) == (True, 100)
+    assert limiter.check(make_limits(quota=100), now_ms=NOW_MS + 1000, seed=None).reason == Reason.QUOTA

@@ -31,8 +31,8 @@ def script(client):
     return client.register_script(CHECK_AND_RESERVE)
 
 
-def call(script, *, now=NOW_MS, burst=5, quota=1_000, cost=1, hard=1):
-    args = [now, burst, quota, cost, END_MS - now + 60_000, hard]
+def call(script, *, now=NOW_MS, burst=5, quota=1_000, cost=1, hard=1, seed=0):
+    args = [now, burst, quota, cost, END_MS - now + 60_000, hard, seed]
     return script(keys=[BURST_KEY, QUOTA_KEY], args=args)
 
 
@@ -42,12 +42,12 @@ def customer_memory(client):
 
 def test_it_refuses_a_call_with_one_key(script):
     with pytest.raises(ResponseError, match="expected 2 keys"):
-        script(keys=[BURST_KEY], args=[NOW_MS, 5, 1_000, 1, 60_000, 1])
+        script(keys=[BURST_KEY], args=[NOW_MS, 5, 1_000, 1, 60_000, 1, 0])
 
 
-def test_it_refuses_a_call_with_five_arguments(script):
-    with pytest.raises(ResponseError, match="expected 6 arguments"):
-        script(keys=[BURST_KEY, QUOTA_KEY], args=[NOW_MS, 5, 1_000, 1, 60_000])
+def test_it_refuses_a_call_with_six_arguments(script):
+    with pytest.raises(ResponseError, match="expected 7 arguments"):
+        script(keys=[BURST_KEY, QUOTA_KEY], args=[NOW_MS, 5, 1_000, 1, 60_000, 1])
 
 
 def test_an_admitted_call_returns_the_reservation(script):
@@ -146,3 +146,22 @@ def test_the_tat_is_stored_with_three_decimals(client, script):
 def test_a_burst_that_does_not_divide_a_second_fits_at_millisecond_timestamps(script, burst):
     decisions = [call(script, burst=burst)[0] for _ in range(burst + 1)]
     assert decisions == [1] * burst + [0]
+
+
+def test_a_missing_counter_asks_for_a_seed_and_writes_nothing(script, client):
+    assert call(script, seed=-1) == [0, 3, 0, 0, 0]
+    assert client.exists(BURST_KEY, QUOTA_KEY) == 0
+
+
+def test_a_seed_starts_a_missing_counter(script, client):
+    assert call(script, seed=40)[:3] == [1, 0, 41]
+    assert int(client.get(QUOTA_KEY)) == 41
+
+
+def test_a_seed_is_ignored_when_the_counter_exists(script, client):
+    call(script, seed=40)
+    assert call(script, now=NOW_MS + 1000, seed=-1)[:3] == [1, 0, 42]
+
+
+def test_a_seed_at_the_quota_denies(script):
+    assert call(script, quota=10, seed=10)[:2] == [0, 2]

@@ -288,3 +288,19 @@ def test_authentication_falls_back_to_the_database_while_redis_is_unreachable(
     revoked = api_client.get(ECHO, HTTP_AUTHORIZATION=f"Bearer {revoked_key.raw_key}")
     assert revoked.json()["error"] == "revoked_key"
     assert api_client.get(ECHO, HTTP_AUTHORIZATION=f"Bearer {api_key.raw_key}").status_code == 200
+
+
+def test_a_quota_counter_lost_with_redis_is_restored_from_billed_usage(
+    customer, api_key, api_client, set_limits
+):
+    from django_redis import get_redis_connection
+
+    from metering.models import UsageRecord
+
+    set_limits(customer, quota_override=10, burst_override=1000)
+    UsageRecord.objects.create(
+        customer=customer, api_key=api_key.api_key, endpoint="api:echo", hour=timezone.now(), count=9
+    )
+    get_redis_connection("default").flushdb()  # Redis restarted with nothing on disk
+    assert api_client.get(ECHO, HTTP_X_API_KEY=api_key.raw_key).status_code == 200
+    assert api_client.get(ECHO, HTTP_X_API_KEY=api_key.raw_key).json()["error"] == "quota_exceeded"
