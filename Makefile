@@ -43,3 +43,20 @@ lint: install-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
+
+# Benchmarks, one command each (benchmarks/*.py). They need PostgreSQL and Redis
+# on 127.0.0.1 and FLUSH Redis database 10 (override: BENCH_REDIS_URL);
+# bench-http uses wrk when installed (apt-get install wrk), else a Python load generator.
+.PHONY: install-bench bench-limiter bench-http
+
+$(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
+
+install-bench: $(VENV)/.installed-bench
+
+bench-limiter: install-bench
+	$(BIN)/python benchmarks/limiter.py
+
+bench-http: install-bench
+	$(BIN)/python benchmarks/http.py

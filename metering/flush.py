@@ -27,6 +27,7 @@ from pathlib import Path
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from redis.exceptions import WatchError
 
 from apikeys.models import APIKey
 from billing.models import Customer
@@ -109,23 +110,41 @@ def read_snapshot(client, customer_id: int) -> dict[str, int]:
 
 def apply_snapshot(customer_id: int, batch: str, fields: dict[str, int]) -> bool:
     """Step 2: add the snapshot to PostgreSQL once. False if it already was."""
-    try:
-        with transaction.atomic():
-            FlushedBatch.objects.create(batch=batch)
-            if Customer.objects.filter(pk=customer_id).exists():
-                add_usage_fields(customer_id, {k: v for k, v in fields.items() if k.startswith("u|")})
-            add_cost_fields({k: v for k, v in fields.items() if k.startswith("c|")})
-    except IntegrityError:
-        return False
+    with transaction.atomic():
+        # Only the batch's own duplicate means "already applied". Any other
+        # database error (a key deleted meanwhile fails its foreign key at
+        # commit) must propagate, so that the snapshot is kept for a retry
+        # rather than discarded as if it had been applied.
+        try:
+            with transaction.atomic():
+                FlushedBatch.objects.create(batch=batch)
+        except IntegrityError:
+            return False
+        if Customer.objects.filter(pk=customer_id).exists():
+            add_usage_fields(customer_id, {k: v for k, v in fields.items() if k.startswith("u|")})
+        add_cost_fields({k: v for k, v in fields.items() if k.startswith("c|")})
     return True
 
 
 def discard_snapshot(client, customer_id: int, batch: str) -> None:
-    """Step 3: delete the snapshot, only if it is still the batch just applied."""
+    """Step 3: delete the snapshot, only if it is still the batch just applied.
+
+    The compare and the delete are one step (WATCH/MULTI): between them a
+    concurrent flush may finish this batch and snapshot newer usage under the
+    same key, and deleting that would lose it.
+    """
     key = snapshot_key(customer_id)
-    current = client.hget(key, "batch")
-    if current is not None and current.decode() == batch:
-        client.delete(key)
+    with client.pipeline() as pipe:
+        try:
+            pipe.watch(key)
+            current = pipe.hget(key, "batch")
+            if current is None or current.decode() != batch:
+                return
+            pipe.multi()
+            pipe.delete(key)
+            pipe.execute()
+        except WatchError:
+            pass  # the key changed: a newer snapshot, left for its own flush
 
 
 def flush_customer(client, customer_id: int) -> int:

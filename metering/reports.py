@@ -3,7 +3,7 @@
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from django.db.models import Sum
 from django.utils import timezone
@@ -133,7 +133,8 @@ def tier_margins(*, since=None, prices: UnitPrices | None = None) -> list[TierMa
         per_request = _cost_per_request(usage_by_tier.get(tier.pk) or overall_mix, costs)
         monthly_units = tier.quota * PERIODS_PER_MONTH[tier.quota_period]
         cost = (per_request or Decimal(0)) * monthly_units
-        ratio = (tier.price / cost).quantize(Decimal("0.01")) if cost else None
+        # Rounded down: a ratio of 2.996 must not read (and pass) as 3.00.
+        ratio = (tier.price / cost).quantize(Decimal("0.01"), rounding=ROUND_DOWN) if cost else None
         customers = tier.customers.exclude(subscription_status=SubscriptionStatus.CANCELED).count()
         margins.append(TierMargin(tier, monthly_units, cost, ratio, customers))
     return margins

@@ -1,0 +1,398 @@
+"""Benchmark: /api/v1/echo under gunicorn with enforcement on and off.
+
+    .venv/bin/python benchmarks/http.py        (or: make bench-http)
+
+Starts gunicorn twice on 127.0.0.1 (saas.wsgi, 2 gthread workers x 4 threads,
+DEBUG off, PostgreSQL and Redis): once as deployed, once with
+RATE_LIMIT_ENABLED=false (no throttle classes: not limited, not metered).
+A customer with a quota and burst no run reaches gets a fresh key; each server
+is warmed up, then `wrk` (or, without it, a Python load generator) drives
+GET /api/v1/echo?msg=hi from a separate process with a fixed number of
+keep-alive connections. The two servers take turns in slices (ABBAAB...),
+so that the noise of a shared machine falls on both alike; the figures are
+over all slices of a server, latency percentiles from the merged histogram.
+
+PostgreSQL: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/saas_bench,
+created and migrated when missing). Redis: BENCH_REDIS_URL (default
+redis://127.0.0.1:6379/10), FLUSHED at the start. Ambient DATABASE_URL and
+REDIS_URL are deliberately ignored.
+"""
+
+import os
+import sys
+
+# This file is named http.py: keep its folder off the path, or `import http`
+# anywhere below (urllib, Django) would import this script instead of the stdlib.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
+
+import contextlib  # noqa: E402
+import http.client  # noqa: E402
+import json  # noqa: E402
+import secrets  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from urllib.parse import urlsplit, urlunsplit  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/saas_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
+HOST = "127.0.0.1"
+PATH = "/api/v1/echo?msg=hi"
+WORKERS, THREADS = 2, 4
+CONNECTIONS = 16
+SLICES = 3  # per server
+SLICE_SECONDS = 5.0  # so 15 s of load per server
+WARMUP_SECONDS = 2.0
+EMAIL = "bench@example.com"
+TIME_LIMIT_SECONDS = 240
+MODES = {"enforced": "true", "unenforced": "false"}  # RATE_LIMIT_ENABLED
+
+# Dumps the whole latency histogram (us -> count), so slices merge exactly.
+WRK_SCRIPT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("SUMMARY %d %d %d\\n", summary.duration, summary.requests,
+    e.connect + e.read + e.write + e.status + e.timeout))
+  for i = 1, #latency do
+    local value, count = latency(i)
+    io.write(string.format("H %d %d\\n", value, count))
+  end
+end
+"""
+
+
+def log(message):
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+# --- setup ------------------------------------------------------------------------------------
+
+
+def server_env(secret_key, rate_limit_enabled="true"):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="saas.settings",
+        DATABASE_URL=DATABASE_URL,
+        REDIS_URL=REDIS_URL,
+        DEBUG="false",
+        SECRET_KEY=secret_key,
+        ALLOWED_HOSTS=HOST,
+        RATE_LIMIT_ENABLED=rate_limit_enabled,
+        LOG_LEVEL="WARNING",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+def manage(env, *args):
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    if result.returncode:
+        sys.exit(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def ensure_database():
+    import psycopg
+
+    parts = urlsplit(DATABASE_URL)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            connection.execute(f'CREATE DATABASE "{name}"')
+            log(f"created database {name}")
+
+
+def flush_redis():
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    if client.connection_pool.connection_kwargs.get("db", 0) == 0:
+        sys.exit("refusing to flush Redis database 0: set BENCH_REDIS_URL to a scratch database")
+    client.flushdb()
+    client.close()
+
+
+def prepare(env):
+    """Migrated database, flushed Redis, and a fresh key of an unlimited customer."""
+    ensure_database()
+    flush_redis()
+    manage(env, "migrate", "--noinput", "-v", "0")
+    manage(env, "sync_tiers")
+    key = manage(env, "create_api_key", "--email", EMAIL, "--tier", "enterprise", "--name", "benchmark")
+    key = key.strip().splitlines()[-1]
+    manage(
+        env,
+        "shell",
+        "-c",
+        "from billing.models import Customer; "
+        f"assert Customer.objects.filter(user__email={EMAIL!r})"
+        ".update(quota_override=10**12, burst_override=10**6) == 1",
+    )
+    return key
+
+
+# --- gunicorn ---------------------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    def __init__(self, mode, env, log_dir):
+        self.mode, self.port = mode, free_port()
+        self.log_path = Path(log_dir) / f"gunicorn-{mode}.log"
+        self.log_file = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "saas.wsgi:application",
+                f"--bind={HOST}:{self.port}",
+                f"--workers={WORKERS}",
+                "--worker-class=gthread",
+                f"--threads={THREADS}",
+                "--graceful-timeout=5",
+                "--log-level=warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, killed as one
+        )
+
+    def get(self, path, key=None):
+        connection = http.client.HTTPConnection(HOST, self.port, timeout=5)
+        try:
+            connection.request("GET", path, headers={"Authorization": f"Bearer {key}"} if key else {})
+            response = connection.getresponse()
+            response.read()
+            return response.status, response.headers
+        finally:
+            connection.close()
+
+    def wait_ready(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                if self.get("/healthz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        sys.exit(f"gunicorn ({self.mode}) did not become ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()  # graceful: the arbiter stops its workers
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # anything left in its group
+        self.process.wait(timeout=5)
+        self.log_file.close()
+
+
+# --- load -------------------------------------------------------------------------------------
+
+
+def drive_wrk(port, key, seconds, script):
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{CONNECTIONS}",
+        f"-d{seconds:g}s",
+        "--timeout=5s",
+        "-s",
+        script,
+        "-H",
+        f"Authorization: Bearer {key}",
+        f"http://{HOST}:{port}{PATH}",
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30).stdout
+    histogram, summary = {}, None
+    for line in output.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "H":
+            histogram[int(fields[1])] = histogram.get(int(fields[1]), 0) + int(fields[2])
+        elif fields and fields[0] == "SUMMARY":
+            summary = fields
+    if summary is None:
+        sys.exit(f"wrk printed no summary:\n{output}")
+    return {
+        "seconds": int(summary[1]) / 1e6,
+        "requests": int(summary[2]),
+        "errors": int(summary[3]),
+        "histogram": histogram,
+    }
+
+
+def drive_python(port, key, seconds):
+    """The fallback: this script in --load mode, a separate process."""
+    command = [sys.executable, __file__, "--load", str(port), key, str(seconds)]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    if output.returncode:
+        sys.exit(f"load generator failed:\n{output.stderr}")
+    result = json.loads(output.stdout)
+    result["histogram"] = {int(k): v for k, v in result["histogram"].items()}
+    return result
+
+
+def load_main(port, key, seconds):
+    """--load mode: CONNECTIONS keep-alive connections, one thread each; prints JSON."""
+    histogram, totals, lock = {}, {"requests": 0, "errors": 0}, threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def connection_loop():
+        local, requests, errors = {}, 0, 0
+        connection = http.client.HTTPConnection(HOST, port, timeout=5)
+        headers = {"Authorization": f"Bearer {key}"}
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                connection.request("GET", PATH, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == 200
+            except OSError:
+                connection.close()
+                connection = http.client.HTTPConnection(HOST, port, timeout=5)
+                ok = False
+            micros = int((time.perf_counter() - started) * 1e6)
+            local[micros] = local.get(micros, 0) + 1
+            requests += 1
+            errors += not ok
+        with lock:
+            for micros, count in local.items():
+                histogram[micros] = histogram.get(micros, 0) + count
+            totals["requests"] += requests
+            totals["errors"] += errors
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=connection_loop) for _ in range(CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"seconds": time.perf_counter() - started, **totals, "histogram": histogram}))
+
+
+def percentile(histogram, fraction):
+    total, seen = sum(histogram.values()), 0
+    for micros in sorted(histogram):
+        seen += histogram[micros]
+        if seen >= fraction * total:
+            return micros
+    return 0
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def main():
+    started = time.monotonic()
+    servers = []
+
+    def out_of_time(*_):
+        raise SystemExit(f"benchmark exceeded its time limit of {TIME_LIMIT_SECONDS} s")
+
+    signal.signal(signal.SIGALRM, out_of_time)
+    signal.signal(signal.SIGTERM, out_of_time)
+    signal.alarm(TIME_LIMIT_SECONDS)
+    # BENCH_LOADGEN=python forces the Python load generator even where wrk is installed.
+    wrk = shutil.which("wrk") if os.environ.get("BENCH_LOADGEN", "wrk") == "wrk" else None
+    secret_key = secrets.token_urlsafe(50)
+    key = prepare(server_env(secret_key))
+    log(f"database migrated, key created ({time.monotonic() - started:.0f} s)")
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as scratch:
+        script = Path(scratch) / "histogram.lua"
+        script.write_text(WRK_SCRIPT)
+
+        def drive(server, seconds):
+            if wrk:
+                return drive_wrk(server.port, key, seconds, str(script))
+            return drive_python(server.port, key, seconds)
+
+        try:
+            for mode, enabled in MODES.items():
+                servers.append(Server(mode, server_env(secret_key, enabled), scratch))
+            for server in servers:
+                server.wait_ready()
+                status, headers = server.get(PATH, key)
+                limited = "RateLimit-Limit" in headers
+                if status != 200 or limited != (server.mode == "enforced"):
+                    sys.exit(f"{server.mode}: status {status}, RateLimit headers {limited}: not as expected")
+                drive(server, WARMUP_SECONDS)
+            log(f"both servers up and warmed ({time.monotonic() - started:.0f} s)")
+            runs = {server.mode: [] for server in servers}
+            order = servers + servers[::-1]  # ABBA, repeated
+            for number in range(SLICES * len(servers)):
+                server = order[number % len(order)]
+                runs[server.mode].append(drive(server, SLICE_SECONDS))
+            log(f"load done ({time.monotonic() - started:.0f} s)")
+        finally:
+            for server in servers:
+                server.stop()
+
+    figures = {}
+    for mode, slices in runs.items():
+        histogram = {}
+        for run in slices:
+            for micros, count in run["histogram"].items():
+                histogram[micros] = histogram.get(micros, 0) + count
+        figures[mode] = {
+            "rate": sum(r["requests"] for r in slices) / sum(r["seconds"] for r in slices),
+            "requests": sum(r["requests"] for r in slices),
+            "errors": sum(r["errors"] for r in slices),
+            "p50": percentile(histogram, 0.50) / 1000,
+            "p99": percentile(histogram, 0.99) / 1000,
+        }
+    on, off = figures["enforced"], figures["unenforced"]
+    print(
+        f"http benchmark: GET {PATH}, gunicorn {WORKERS} workers x {THREADS} gthreads, PostgreSQL + Redis, "
+        f"DEBUG off; {'wrk' if wrk else 'Python load generator'} with {CONNECTIONS} connections, "
+        f"{SLICES} x {SLICE_SECONDS:g} s per server in alternating slices; {os.cpu_count()} CPUs"
+    )
+    print()
+    rows = [
+        ("requests/s", lambda f: f"{f['rate']:,.0f}"),
+        ("p50 latency, ms", lambda f: f"{f['p50']:.2f}"),
+        ("p99 latency, ms", lambda f: f"{f['p99']:.2f}"),
+        ("requests", lambda f: f"{f['requests']:,}"),
+        ("errors or non-2xx", lambda f: f"{f['errors']:,}"),
+    ]
+    print(f"{'':<20}{'enforced':>12}{'unenforced':>12}")
+    print("-" * 44)
+    for label, cell in rows:
+        print(f"{label:<20}{cell(on):>12}{cell(off):>12}")
+    ratio = on["rate"] / off["rate"]
+    print()
+    print(f"enforced / unenforced throughput: {ratio:.0%}")
+    print(f"  [{'met' if ratio >= 0.85 else 'MISSED'}] target: enforced >= 85% of unenforced")
+    if on["errors"] or off["errors"]:
+        print("  WARNING: some requests failed or were not 2xx")
+    print(f"({time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--load":
+        load_main(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]))
+    else:
+        main()

@@ -1,0 +1,420 @@
+"""The usage flush (metering/flush.py): Redis to PostgreSQL, crash-safe and idempotent.
+
+A crash is simulated by running the flush's steps (take, read, apply,
+discard) only part way, then running a whole flush as the next beat would.
+"""
+
+import io
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from django.core.management import call_command
+from django.db import IntegrityError, connection
+from django.db.models import Sum
+from django_redis import get_redis_connection
+
+from apikeys.services import api_key_create
+from metering import flush
+from metering.cost import CostSample
+from metering.flush import (
+    FlushResult,
+    apply_snapshot,
+    discard_snapshot,
+    flush_usage,
+    read_snapshot,
+    take_snapshot,
+)
+from metering.limiter import Decision, Limits, Reason
+from metering.models import EndpointCost, FlushedBatch, UsageRecord
+from metering.periods import period_bounds
+from metering.selectors import usage_in_period
+from metering.usage import hour_of, pending_key, settle, snapshot_key, usage_field
+
+STEPS = ["take_snapshot", "read_snapshot", "apply_snapshot", "discard_snapshot"]
+
+
+@pytest.fixture
+def redis():
+    return get_redis_connection("default")
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def period():
+    return period_bounds("month", datetime.now(UTC))
+
+
+def serve(created_key, units: int = 1, *, endpoint: str = "api:echo") -> None:
+    """Settle `units` successful requests as the middleware does after the view."""
+    start, end = period()
+    limits = Limits(
+        customer_id=created_key.api_key.customer_id,
+        burst=1000,
+        quota=1_000_000,
+        period_start=start,
+        period_end=end,
+    )
+    for _ in range(units):
+        settle(
+            Decision(limits, now_ms(), Reason.ADMITTED, 1, 999, 1),
+            billable=True,
+            key_id=created_key.api_key.pk,
+            endpoint=endpoint,
+            cost=1,
+            idempotency_key=None,
+            sample=CostSample(cpu_ms=1.5, bytes_out=100),
+        )
+
+
+def other_key(customer):
+    return api_key_create(customer=customer, name="second")
+
+
+def recorded(customer) -> int:
+    return UsageRecord.objects.filter(customer=customer).aggregate(total=Sum("count"))["total"] or 0
+
+
+def cost_requests(endpoint: str = "api:echo") -> int:
+    rows = EndpointCost.objects.filter(endpoint=endpoint, metric="requests")
+    return rows.aggregate(total=Sum("value"))["total"] or 0
+
+
+def used(customer) -> int:
+    """What the usage API reports: PostgreSQL plus what Redis still holds."""
+    start, end = period()
+    return usage_in_period(customer_id=customer.pk, start=start, end=end).total
+
+
+def crash_after(step: str, redis, customer) -> None:
+    """Run the flush's steps for one customer up to `step`, then stop as if killed."""
+    batch = take_snapshot(redis, customer.pk)
+    if step == "take_snapshot":
+        return
+    fields = read_snapshot(redis, customer.pk)
+    if step == "read_snapshot":
+        return
+    apply_snapshot(customer.pk, batch, fields)
+    if step == "apply_snapshot":
+        return
+    discard_snapshot(redis, customer.pk, batch)
+
+
+def metering_keys(redis) -> list[bytes]:
+    return redis.keys("metering:v1:usage:*") + redis.keys("metering:v1:flushing:*")
+
+
+class RacingClient:
+    """A Redis client that runs `race` once, just before the first write it is asked for.
+
+    Pipelines made from it share the one race, so a WATCH/MULTI transaction
+    sees the race between its read and its EXEC.
+    """
+
+    WRITES = frozenset({"delete", "unlink", "execute", "eval", "evalsha"})
+
+    def __init__(self, client, race):
+        self._client = client
+        self._races = race if isinstance(race, list) else [race]
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if name in self.WRITES and self._races:
+            self._races.pop()()
+        if name == "pipeline":
+            return lambda *args, **kwargs: RacingClient(attribute(*args, **kwargs), self._races)
+        return attribute
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return self._client.__exit__(*exc_info)
+
+
+def test_a_flush_moves_pending_units_to_usage_records(redis, customer, api_key):
+    serve(api_key, 3)
+    flush_usage()
+    assert recorded(customer) == 3
+
+
+def test_a_flush_records_the_key_and_endpoint(redis, customer, api_key):
+    serve(api_key, 2, endpoint="api:primes")
+    flush_usage()
+    record = UsageRecord.objects.get(customer=customer)
+    assert (record.api_key_id, record.endpoint) == (api_key.api_key.pk, "api:primes")
+
+
+def test_a_flush_moves_cost_samples_to_endpoint_costs(redis, customer, api_key):
+    serve(api_key, 3)
+    flush_usage()
+    assert cost_requests() == 3
+
+
+def test_a_flush_empties_redis(redis, customer, api_key):
+    serve(api_key, 3)
+    flush_usage()
+    assert metering_keys(redis) == []
+
+
+def test_a_flush_reports_the_units_and_customers_it_moved(redis, customer, other_customer, api_key):
+    serve(api_key, 3)
+    serve(other_key(other_customer), 2)
+    assert flush_usage() == FlushResult(customers=2, units=5)
+
+
+def test_a_flush_keeps_customers_apart(redis, customer, other_customer, api_key):
+    serve(api_key, 3)
+    serve(other_key(other_customer), 2)
+    flush_usage()
+    assert (recorded(customer), recorded(other_customer)) == (3, 2)
+
+
+def test_a_flush_with_nothing_pending_moves_nothing(redis, customer):
+    assert flush_usage() == FlushResult(customers=0, units=0)
+
+
+def test_a_second_flush_adds_nothing(redis, customer, api_key):
+    serve(api_key, 3)
+    flush_usage()
+    assert flush_usage() == FlushResult(customers=0, units=0)
+    assert (recorded(customer), cost_requests()) == (3, 3)
+
+
+def test_successive_flushes_add_up(redis, customer, api_key):
+    serve(api_key, 3)
+    flush_usage()
+    serve(api_key, 4)
+    flush_usage()
+    assert (recorded(customer), cost_requests()) == (7, 7)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_flush_killed_after_any_step_loses_and_doubles_nothing(step, redis, customer, api_key):
+    serve(api_key, 3)
+    crash_after(step, redis, customer)
+    flush_usage()
+    assert (recorded(customer), cost_requests()) == (3, 3)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_the_next_flush_empties_redis_after_a_crash_at_any_step(step, redis, customer, api_key):
+    serve(api_key, 3)
+    crash_after(step, redis, customer)
+    flush_usage()
+    assert metering_keys(redis) == []
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_usage_that_arrives_after_a_crash_is_flushed_too(step, redis, customer, api_key):
+    serve(api_key, 3)
+    crash_after(step, redis, customer)
+    serve(api_key, 2)
+    flush_usage()
+    assert (recorded(customer), cost_requests()) == (5, 5)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_the_usage_api_is_exact_after_a_crash_at_any_step(step, redis, customer, api_key):
+    serve(api_key, 3)
+    crash_after(step, redis, customer)
+    serve(api_key, 2)
+    assert used(customer) == 5
+
+
+def test_an_applied_snapshot_not_yet_discarded_is_not_counted_twice(redis, customer, api_key):
+    serve(api_key, 3)
+    crash_after("apply_snapshot", redis, customer)
+    assert (used(customer), recorded(customer)) == (3, 3)
+
+
+def test_the_usage_api_is_exact_at_every_step_of_a_flush(redis, customer, api_key):
+    UsageRecord.objects.create(
+        customer=customer, api_key=api_key.api_key, endpoint="api:echo", hour=period()[0], count=10
+    )
+    serve(api_key, 3)
+    seen = [used(customer)]
+    batch = take_snapshot(redis, customer.pk)
+    seen.append(used(customer))
+    fields = read_snapshot(redis, customer.pk)
+    apply_snapshot(customer.pk, batch, fields)
+    seen.append(used(customer))
+    discard_snapshot(redis, customer.pk, batch)
+    seen.append(used(customer))
+    assert seen == [13, 13, 13, 13]
+
+
+def test_a_snapshot_is_applied_only_once(redis, customer, api_key):
+    serve(api_key, 3)
+    batch = take_snapshot(redis, customer.pk)
+    fields = read_snapshot(redis, customer.pk)
+    assert [apply_snapshot(customer.pk, batch, fields) for _ in range(2)] == [True, False]
+    assert recorded(customer) == 3
+
+
+def test_a_left_snapshot_is_returned_instead_of_a_new_one(redis, customer, api_key):
+    serve(api_key, 3)
+    batch = take_snapshot(redis, customer.pk)
+    serve(api_key, 2)
+    assert take_snapshot(redis, customer.pk) == batch
+
+
+def test_requests_between_snapshot_and_apply_stay_pending_for_the_next_batch(redis, customer, api_key):
+    serve(api_key, 3)
+    batch = take_snapshot(redis, customer.pk)
+    serve(api_key, 2)
+    apply_snapshot(customer.pk, batch, read_snapshot(redis, customer.pk))
+    discard_snapshot(redis, customer.pk, batch)
+    field = usage_field(hour_of(now_ms()), api_key.api_key.pk, "api:echo")
+    assert (recorded(customer), int(redis.hget(pending_key(customer.pk), field))) == (3, 2)
+
+
+def test_requests_between_snapshot_and_apply_land_in_the_next_flush(redis, customer, api_key):
+    serve(api_key, 3)
+    take_snapshot(redis, customer.pk)
+    serve(api_key, 2)
+    flush_usage()
+    assert (recorded(customer), used(customer)) == (5, 5)
+
+
+def test_a_crash_inside_the_apply_transaction_adds_nothing(redis, customer, api_key, monkeypatch):
+    serve(api_key, 3)
+    monkeypatch.setattr(flush, "add_cost_fields", fail_after_usage_was_added)
+    with pytest.raises(SystemExit):
+        flush_usage()
+    assert (recorded(customer), FlushedBatch.objects.count()) == (0, 0)
+
+
+def fail_after_usage_was_added(fields):
+    assert UsageRecord.objects.exists(), "add_usage_fields should have run first"
+    raise SystemExit("worker killed")
+
+
+def test_a_crash_inside_the_apply_transaction_keeps_the_snapshot(redis, customer, api_key, monkeypatch):
+    serve(api_key, 3)
+    monkeypatch.setattr(flush, "add_cost_fields", fail_after_usage_was_added)
+    with pytest.raises(SystemExit):
+        flush_usage()
+    assert redis.exists(snapshot_key(customer.pk)) == 1
+
+
+def test_the_usage_api_is_exact_after_a_crash_inside_the_apply_transaction(
+    redis, customer, api_key, monkeypatch
+):
+    serve(api_key, 3)
+    monkeypatch.setattr(flush, "add_cost_fields", fail_after_usage_was_added)
+    with pytest.raises(SystemExit):
+        flush_usage()
+    assert used(customer) == 3
+
+
+def test_the_next_flush_recovers_from_a_crash_inside_the_apply_transaction(
+    redis, customer, api_key, monkeypatch
+):
+    serve(api_key, 3)
+    monkeypatch.setattr(flush, "add_cost_fields", fail_after_usage_was_added)
+    with pytest.raises(SystemExit):
+        flush_usage()
+    monkeypatch.undo()
+    flush_usage()
+    assert (recorded(customer), cost_requests(), metering_keys(redis)) == (3, 3, [])
+
+
+def test_a_database_error_while_applying_keeps_the_snapshot_for_the_next_flush(
+    redis, customer, api_key, monkeypatch
+):
+    def integrity_error(fields):
+        raise IntegrityError("violates foreign key constraint")
+
+    serve(api_key, 3)
+    monkeypatch.setattr(flush, "add_cost_fields", integrity_error)
+    with pytest.raises(IntegrityError):
+        flush_usage()
+    monkeypatch.undo()
+    flush_usage()
+    assert (recorded(customer), cost_requests()) == (3, 3)
+
+
+def test_a_discard_leaves_a_newer_snapshot_taken_meanwhile(redis, customer, api_key):
+    """Flush A applied batch X; flush B, which also found X, discards it and
+    snapshots newer usage as Y before A deletes: A must not delete Y."""
+    serve(api_key, 3)
+    batch = take_snapshot(redis, customer.pk)
+    apply_snapshot(customer.pk, batch, read_snapshot(redis, customer.pk))
+
+    def flush_b_overtakes():
+        discard_snapshot(redis, customer.pk, batch)
+        serve(api_key, 2)
+        take_snapshot(redis, customer.pk)
+
+    discard_snapshot(RacingClient(redis, flush_b_overtakes), customer.pk, batch)
+    flush_usage()
+    assert recorded(customer) == 5
+
+
+def test_usage_of_a_deleted_customer_is_dropped_without_failing_the_flush(redis, customer, api_key):
+    serve(api_key, 3)
+    customer.delete()
+    flush_usage()
+    assert (UsageRecord.objects.count(), metering_keys(redis)) == (0, [])
+
+
+def test_the_flush_usage_command_prints_the_units_moved(redis, customer, api_key):
+    serve(api_key, 3)
+    out = io.StringIO()
+    call_command("flush_usage", stdout=out)
+    assert out.getvalue().strip() == "Flushed 3 billable units for 1 customers."
+
+
+def flush_in_threads(count: int) -> list[BaseException]:
+    barrier, errors = threading.Barrier(count), []
+
+    def run():
+        try:
+            barrier.wait()
+            flush_usage()
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_flushes_never_count_twice(redis, customer, other_customer, api_key):
+    bob_key = other_key(other_customer)
+    for _ in range(15):
+        serve(api_key, 3)
+        serve(bob_key, 2)
+        assert flush_in_threads(4) == []
+    assert (recorded(customer), recorded(other_customer), cost_requests()) == (45, 30, 75)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_flushes_lose_nothing_while_requests_keep_arriving(redis, customer, api_key):
+    stop = threading.Event()
+    served = []
+
+    def traffic():
+        while not stop.is_set():
+            serve(api_key)
+            served.append(1)
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        errors = [error for _ in range(15) for error in flush_in_threads(3)]
+    finally:
+        stop.set()
+        sender.join()
+    flush_usage()
+    assert errors == []
+    assert (recorded(customer), cost_requests(), metering_keys(redis)) == (len(served), len(served), [])
