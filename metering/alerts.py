@@ -16,9 +16,8 @@ logger = logging.getLogger(__name__)
 THRESHOLDS = (80, 100)  # percent of the quota
 
 
-def thresholds_crossed(*, quota: int, used_before: int, used_after: int) -> list[int]:
-    """Thresholds that this step from used_before to used_after crossed."""
-    return [t for t in THRESHOLDS if used_before * 100 < t * quota <= used_after * 100]
+def thresholds_reached(*, quota: int, used: int) -> list[int]:
+    return [t for t in THRESHOLDS if t * quota <= used * 100]
 
 
 def quota_alert_send(*, customer_id: int, period_start: datetime, threshold: int) -> bool:

@@ -32,6 +32,7 @@ from redis.exceptions import WatchError
 from apikeys.models import APIKey
 from billing.models import Customer
 
+from .cost import COST_KEY, COST_SNAPSHOT_KEY, cost_aggregator
 from .models import EndpointCost, FlushedBatch, UsageRecord
 from .usage import hour_start, pending_key, snapshot_key
 
@@ -77,8 +78,31 @@ def add_usage_fields(customer_id: int, fields: dict[str, int]) -> None:
         ["customer_id", "api_key_id", "endpoint", "hour", "count"],
         ["customer_id", "api_key_id", "endpoint", "hour"],
         "count",
-        rows,
+        [row for row in rows if row[-1] > 0],
     )
+    _subtract_usage([row for row in rows if row[-1] < 0])
+
+
+def _subtract_usage(rows: list[tuple]) -> None:
+    """Apply unbillings whose units an earlier batch already added.
+
+    Not through the upsert: the database checks `count >= 0` on the row to be
+    inserted before it merges it, so a negative insert fails even when the
+    existing row is large enough.
+    """
+    table = UsageRecord._meta.db_table
+    sql = (
+        f"UPDATE {table} SET count = CASE WHEN count + %s < 0 THEN 0 ELSE count + %s END "
+        "WHERE customer_id = %s AND api_key_id = %s AND endpoint = %s AND hour = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            sql,
+            [
+                (count, count, customer_id, key_id, endpoint, hour)
+                for customer_id, key_id, endpoint, hour, count in rows
+            ],
+        )
 
 
 def add_cost_fields(fields: dict[str, int]) -> None:
@@ -96,19 +120,31 @@ def add_cost_fields(fields: dict[str, int]) -> None:
     )
 
 
-def take_snapshot(client, customer_id: int) -> str | None:
-    """Step 1: the batch id of the customer's snapshot, or None with nothing pending."""
+# What a flush moves: a customer's pending usage (owner: the customer id) or
+# the cost samples of all endpoints (owner: COST).
+COST = "cost"
+
+
+def _keys(owner: int | str) -> tuple[str, str]:
+    """(pending, snapshot) keys of an owner."""
+    if owner == COST:
+        return COST_KEY, COST_SNAPSHOT_KEY
+    return pending_key(owner), snapshot_key(owner)
+
+
+def take_snapshot(client, owner: int | str) -> str | None:
+    """Step 1: the batch id of the owner's snapshot, or None with nothing pending."""
     script = client.register_script(SNAPSHOT)
-    batch = script(keys=[pending_key(customer_id), snapshot_key(customer_id)], args=[uuid.uuid4().hex])
+    batch = script(keys=list(_keys(owner)), args=[uuid.uuid4().hex])
     return batch.decode() if isinstance(batch, bytes) else batch
 
 
-def read_snapshot(client, customer_id: int) -> dict[str, int]:
-    raw = client.hgetall(snapshot_key(customer_id))
+def read_snapshot(client, owner: int | str) -> dict[str, int]:
+    raw = client.hgetall(_keys(owner)[1])
     return {name.decode(): int(value) for name, value in raw.items() if name != b"batch"}
 
 
-def apply_snapshot(customer_id: int, batch: str, fields: dict[str, int]) -> bool:
+def apply_snapshot(owner: int | str, batch: str, fields: dict[str, int]) -> bool:
     """Step 2: add the snapshot to PostgreSQL once. False if it already was."""
     with transaction.atomic():
         # Only the batch's own duplicate means "already applied". Any other
@@ -120,20 +156,21 @@ def apply_snapshot(customer_id: int, batch: str, fields: dict[str, int]) -> bool
                 FlushedBatch.objects.create(batch=batch)
         except IntegrityError:
             return False
-        if Customer.objects.filter(pk=customer_id).exists():
-            add_usage_fields(customer_id, {k: v for k, v in fields.items() if k.startswith("u|")})
-        add_cost_fields({k: v for k, v in fields.items() if k.startswith("c|")})
+        if owner == COST:
+            add_cost_fields(fields)
+        elif Customer.objects.filter(pk=owner).exists():
+            add_usage_fields(owner, fields)
     return True
 
 
-def discard_snapshot(client, customer_id: int, batch: str) -> None:
+def discard_snapshot(client, owner: int | str, batch: str) -> None:
     """Step 3: delete the snapshot, only if it is still the batch just applied.
 
     The compare and the delete are one step (WATCH/MULTI): between them a
     concurrent flush may finish this batch and snapshot newer usage under the
     same key, and deleting that would lose it.
     """
-    key = snapshot_key(customer_id)
+    key = _keys(owner)[1]
     with client.pipeline() as pipe:
         try:
             pipe.watch(key)
@@ -147,19 +184,22 @@ def discard_snapshot(client, customer_id: int, batch: str) -> None:
             pass  # the key changed: a newer snapshot, left for its own flush
 
 
-def flush_customer(client, customer_id: int) -> int:
-    """Move one customer's pending usage; returns the billable units moved."""
+def flush_owner(client, owner: int | str) -> int:
+    """Move one owner's pending counts; returns the total moved."""
     moved = 0
-    # Twice at most: first a snapshot left by an interrupted run, then new usage.
+    # Twice at most: first a snapshot left by an interrupted run, then new counts.
     for _ in range(2):
-        batch = take_snapshot(client, customer_id)
+        batch = take_snapshot(client, owner)
         if batch is None:
             break
-        fields = read_snapshot(client, customer_id)
-        if apply_snapshot(customer_id, batch, fields):
-            moved += sum(v for k, v in fields.items() if k.startswith("u|"))
-        discard_snapshot(client, customer_id, batch)
+        fields = read_snapshot(client, owner)
+        if apply_snapshot(owner, batch, fields):
+            moved += sum(fields.values())
+        discard_snapshot(client, owner, batch)
     return moved
+
+
+flush_customer = flush_owner
 
 
 def customers_with_pending_usage(client) -> set[int]:
@@ -183,12 +223,14 @@ def flush_usage() -> FlushResult:
     """Move all pending usage to PostgreSQL (the Celery beat task and flush_usage command)."""
     from django.conf import settings
 
+    cost_aggregator.flush()  # this process's samples, so that a manual flush is complete
     if not settings.REDIS_URL:
         return FlushResult(0, 0)  # the embedded default writes usage directly
     from django_redis import get_redis_connection
 
     client = get_redis_connection("default")
     customers = customers_with_pending_usage(client)
-    units = sum(flush_customer(client, customer_id) for customer_id in sorted(customers))
+    units = sum(flush_owner(client, customer_id) for customer_id in sorted(customers))
+    flush_owner(client, COST)
     FlushedBatch.objects.filter(flushed_at__lt=timezone.now() - FLUSHED_BATCH_RETENTION).delete()
     return FlushResult(len(customers), units)

@@ -12,6 +12,7 @@ against both):
 The caller passes the time in; neither backend reads a clock.
 """
 
+import hashlib
 import math
 import threading
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from enum import IntEnum
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache import caches
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 KEY_VERSION = "v1"
@@ -31,6 +34,7 @@ QUOTA_TTL_SLACK_MS = 60_000
 LUA_DIR = Path(__file__).parent / "lua"
 CHECK_AND_RESERVE = (LUA_DIR / "check_and_reserve.lua").read_text()
 SETTLE = (LUA_DIR / "settle.lua").read_text()
+SCRIPT_SHAS = {source: hashlib.sha1(source.encode()).hexdigest() for source in (CHECK_AND_RESERVE, SETTLE)}
 PENDING_TTL_MS = 7 * 24 * 3600 * 1000  # pending usage is kept this long if the flush stops
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
@@ -56,6 +60,18 @@ class Limits:
     period_start: datetime
     period_end: datetime
     hard_quota: bool = True  # False: over-quota requests are admitted as overage
+
+    def __post_init__(self):
+        # Derived once: a Limits lives for a whole period in the throttle's cache,
+        # and these would otherwise be rebuilt on every check.
+        customer_id, start = self.customer_id, int(self.period_start.timestamp())
+        keys = (
+            redis_key("burst", customer_id),
+            redis_key("quota", customer_id, start),
+            pending_key(customer_id),
+        )
+        object.__setattr__(self, "redis_keys", keys)
+        object.__setattr__(self, "period_end_ms", int(self.period_end.timestamp() * 1000))
 
 
 @dataclass(frozen=True)
@@ -104,11 +120,11 @@ class SettleRequest:
     """What the settle step needs; see metering/lua/settle.lua for the rules."""
 
     decision: Decision
-    billable: bool
+    billed_at_check: bool  # check() was given the usage field and billed optimistically
+    billable: bool  # what the response says
     cost: int
     usage_field: str  # "u|<hour>|<key id>|<endpoint>"
     idempotency_marker: str | None  # redis key of the request's Idempotency-Key
-    cost_fields: dict[str, int]  # "c|<hour>|<endpoint>|<metric>" -> increment
 
 
 def redis_key(kind: str, customer_id: int | str, *parts) -> str:
@@ -119,50 +135,64 @@ def redis_key(kind: str, customer_id: int | str, *parts) -> str:
 def quota_key(limits: Limits) -> str:
     """The period's quota counter; keyed by the period start, so a tier change
     mid-period keeps the usage already counted."""
-    return redis_key("quota", limits.customer_id, int(limits.period_start.timestamp()))
+    return limits.redis_keys[1]
 
 
 def pending_key(customer_id: int | str) -> str:
     return redis_key("usage", customer_id)
 
 
-def _script_args(limits: Limits, cost: int, now_ms: int, seed: int | None) -> tuple[list[str], list]:
-    keys = [redis_key("burst", limits.customer_id), quota_key(limits)]
-    quota_ttl_ms = max(1, int(limits.period_end.timestamp() * 1000) - now_ms) + QUOTA_TTL_SLACK_MS
-    seed_arg = -1 if seed is None else seed
-    args = [now_ms, limits.burst, limits.quota, cost, quota_ttl_ms, int(limits.hard_quota), seed_arg]
+def _script_args(
+    limits: Limits, cost: int, now_ms: int, seed: int | None, bill_field: str | None
+) -> tuple[list[str], list]:
+    keys = limits.redis_keys
+    quota_ttl_ms = max(1, limits.period_end_ms - now_ms) + QUOTA_TTL_SLACK_MS
+    args = [
+        now_ms,
+        limits.burst,
+        limits.quota,
+        cost,
+        quota_ttl_ms,
+        int(limits.hard_quota),
+        -1 if seed is None else seed,
+        bill_field or "",
+        PENDING_TTL_MS,
+    ]
     return keys, args
 
 
 class RedisLimiter:
     def __init__(self, client=None):
         self._fixed_client = client
-        self._client = None
-        self._scripts = {}
 
     def _run(self, source: str, keys: list[str], args: list):
-        if self._fixed_client is not None:
-            client = self._fixed_client
-        else:
-            from django_redis import get_redis_connection
-
-            client = get_redis_connection("default")
-        if client is not self._client:
-            self._client, self._scripts = client, {}
-        script = self._scripts.get(source)
-        if script is None:
-            # redis-py's Script runs EVALSHA and reloads the source by itself
-            # on NOSCRIPT, e.g. after a Redis restart emptied the script cache.
-            script = self._scripts[source] = client.register_script(source)
+        client = self._fixed_client or _django_redis_client()
+        sha = SCRIPT_SHAS[source]
         try:
-            return script(keys=keys, args=args)
+            try:
+                return client.evalsha(sha, len(keys), *keys, *args)
+            except NoScriptError:
+                # A restarted Redis has an empty script cache: load and retry.
+                client.script_load(source)
+                return client.evalsha(sha, len(keys), *keys, *args)
         except (RedisConnectionError, RedisTimeoutError) as error:
             raise LimiterUnavailable(str(error)) from error
 
-    def check(self, limits: Limits, *, cost: int = 1, now_ms: int, seed: int | None = 0) -> Decision:
-        """Check and reserve. `seed`: usage to start a missing counter from, or
-        None to get Reason.NEEDS_SEED back when the counter is missing."""
-        keys, args = _script_args(limits, cost, now_ms, seed)
+    def check(
+        self,
+        limits: Limits,
+        *,
+        cost: int = 1,
+        now_ms: int,
+        seed: int | None = 0,
+        bill_field: str | None = None,
+    ) -> Decision:
+        """Check and reserve; with `bill_field`, also bill the units to it.
+
+        `seed`: usage to start a missing counter from, or None to get
+        Reason.NEEDS_SEED back when the counter is missing.
+        """
+        keys, args = _script_args(limits, cost, now_ms, seed, bill_field)
         admitted, reason, used, remaining, wait_ms = self._run(CHECK_AND_RESERVE, keys, args)
         return Decision(limits, now_ms, Reason(reason), used, remaining, wait_ms)
 
@@ -170,14 +200,13 @@ class RedisLimiter:
         limits = request.decision.limits
         keys = [quota_key(limits), pending_key(limits.customer_id), request.idempotency_marker or ""]
         args = [
+            int(request.billed_at_check),
             int(request.billable),
             request.cost,
             request.usage_field,
             PENDING_TTL_MS,
             IDEMPOTENCY_TTL_SECONDS,
         ]
-        for name, increment in request.cost_fields.items():
-            args += [name, increment]
         billed, used = self._run(SETTLE, keys, args)
         return Settlement(bool(billed), used)
 
@@ -196,9 +225,17 @@ class MemoryLimiter:
             return None
         return entry[0]
 
-    def check(self, limits: Limits, *, cost: int = 1, now_ms: int, seed: int | None = 0) -> Decision:
-        (burst_key, counter_key), args = _script_args(limits, cost, now_ms, seed)
-        _, burst, quota, cost, quota_ttl, hard, _ = args
+    def check(
+        self,
+        limits: Limits,
+        *,
+        cost: int = 1,
+        now_ms: int,
+        seed: int | None = 0,
+        bill_field: str | None = None,
+    ) -> Decision:
+        (burst_key, counter_key, _), args = _script_args(limits, cost, now_ms, seed, bill_field)
+        _, burst, quota, cost, quota_ttl, hard, *_ = args
         # Whole ticks of 1/burst ms ahead of now, as in the script (see there why).
         window = BURST_WINDOW_MS * burst
         with self._lock:
@@ -220,14 +257,14 @@ class MemoryLimiter:
             self._store[burst_key] = (round(now_ms + new_ahead / burst, 3), now_ms + wait + 1)
             self._store[counter_key] = (used + cost, now_ms + quota_ttl)
             self._prune(now_ms)
+        if bill_field:
+            _add_usage(limits.customer_id, bill_field, cost)
         remaining = (window - new_ahead) // BURST_WINDOW_MS
         return Decision(limits, now_ms, Reason.ADMITTED, used + cost, remaining, wait)
 
     def settle(self, request: SettleRequest) -> Settlement:
         """As settle.lua, except that usage goes straight to the database:
         with no Redis there is nothing for a flush to read from."""
-        from .flush import add_cost_fields, add_usage_fields
-
         now_ms, limits = request.decision.now_ms, request.decision.limits
         billable = request.billable
         with self._lock:
@@ -242,10 +279,8 @@ class MemoryLimiter:
             if not billable and used:
                 used -= min(request.cost, used)
                 self._store[key] = (used, self._store[key][1])
-        if billable:
-            add_usage_fields(limits.customer_id, {request.usage_field: request.cost})
-        if request.cost_fields:
-            add_cost_fields(request.cost_fields)
+        if billable != request.billed_at_check:
+            _add_usage(limits.customer_id, request.usage_field, request.cost if billable else -request.cost)
         return Settlement(billable, used)
 
     def _prune(self, now_ms: int) -> None:
@@ -253,6 +288,23 @@ class MemoryLimiter:
         if len(self._store) > 10_000:
             for key in [k for k, (_, expires) in self._store.items() if expires <= now_ms]:
                 del self._store[key]
+
+
+def _add_usage(customer_id: int, field: str, units: int) -> None:
+    from .flush import add_usage_fields
+
+    add_usage_fields(customer_id, {field: units})
+
+
+def _django_redis_client():
+    """The raw client behind the default cache, looked up once per cache object
+    (django-redis's own lookup costs more than the rest of a check's Python)."""
+    cache = caches["default"]
+    client = getattr(cache, "_metering_client", None)
+    if client is None:
+        client = cache.client.get_client(write=True)
+        cache._metering_client = client
+    return client
 
 
 _memory_limiter = MemoryLimiter()

@@ -24,11 +24,11 @@ from dataclasses import replace
 
 from django.conf import settings
 
-from .alerts import thresholds_crossed
-from .cost import CostMeter
+from .alerts import thresholds_reached
+from .cost import CostMeter, cost_aggregator
 from .limiter import Decision, LimiterUnavailable, Reason
 from .throttling import METERING_ATTRIBUTE, MeteredRequest
-from .usage import is_billable, settle
+from .usage import hour_of, is_billable, settle
 
 logger = logging.getLogger(__name__)
 
@@ -71,47 +71,65 @@ class MeteringMiddleware:
             return response
         decision = metered.decision
         if decision.admitted:
-            decision = _settle(request, response, metered, sample)
+            if sample is not None:
+                cost_aggregator.add(hour_of(decision.now_ms), metered.endpoint, sample)
+            decision = _settle(request, response, metered)
         for name, value in rate_limit_headers(decision).items():
             response[name] = value
         return response
 
 
-def _endpoint(request) -> str:
-    match = request.resolver_match
-    return (match.view_name if match else None) or "unknown"
-
-
-def _settle(request, response, metered: MeteredRequest, sample) -> Decision:
-    """Bill or refund the reserved units; returns the decision with the settled usage."""
+def _settle(request, response, metered: MeteredRequest) -> Decision:
+    """Correct the check's billing guess when needed; returns the settled decision."""
     decision = metered.decision
+    if not metered.cost:
+        return decision  # reserved nothing, bills nothing
+    billable = is_billable(request.method, response.status_code)
+    if billable and metered.billed_at_check:
+        _queue_alerts(decision.limits, decision.quota_used)  # the common case: no round trip
+        return decision
     try:
         settlement = settle(
             decision,
-            billable=metered.billable_view and is_billable(request.method, response.status_code),
-            key_id=metered.key_id,
-            endpoint=_endpoint(request),
+            billed_at_check=metered.billed_at_check,
+            billable=billable,
+            field=metered.usage_field,
             cost=metered.cost,
-            idempotency_key=request.headers.get("Idempotency-Key") or None,
-            sample=sample,
+            idempotency_key=metered.idempotency_key,
         )
     except LimiterUnavailable:
         # The response is ready; failing it now would punish the client for our
-        # outage. The reserved units stay counted against the quota, unbilled.
-        logger.error("settle failed: Redis unreachable after the view", exc_info=True)
+        # outage. A failure billed at the check stays billed: logged to reconcile.
+        logger.error(
+            "settle failed: Redis unreachable after the view (%s)", metered.usage_field, exc_info=True
+        )
         return decision
     if settlement.billed:
-        _queue_alerts(decision.limits, settlement.used - metered.cost, settlement.used)
+        _queue_alerts(decision.limits, settlement.used)
     return replace(decision, quota_used=settlement.used)
 
 
-def _queue_alerts(limits, used_before: int, used_after: int) -> None:
+# Alerts already queued by this process: queue each at most once per process,
+# the database's unique row makes it once overall.
+_alerts_queued: set[tuple[int, float, int]] = set()
+
+
+def _queue_alerts(limits, used: int) -> None:
+    """Queue an alert for every threshold reached. Reached, not crossed: the
+    request that crossed it may have failed and been refunded meanwhile."""
     from .tasks import send_quota_alert
 
-    for threshold in thresholds_crossed(quota=limits.quota, used_before=used_before, used_after=used_after):
+    period = limits.period_start.timestamp()
+    for threshold in thresholds_reached(quota=limits.quota, used=used):
+        if (limits.customer_id, period, threshold) in _alerts_queued:
+            continue
         try:
             send_quota_alert.delay(limits.customer_id, limits.period_start.isoformat(), threshold)
         except Exception:
             logger.exception(
-                "could not queue the %s%% quota alert for customer %s", threshold, limits.customer_id
+                "could not queue a %s%% quota alert (customer %s)", threshold, limits.customer_id
             )
+            continue
+        if len(_alerts_queued) > 100_000:
+            _alerts_queued.clear()
+        _alerts_queued.add((limits.customer_id, period, threshold))

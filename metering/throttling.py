@@ -25,6 +25,7 @@ from saas.errors import AppError
 
 from .limiter import Decision, LimiterUnavailable, Limits, Reason, get_limiter
 from .periods import period_bounds
+from .usage import UNBILLED_METHODS, hour_of, usage_field
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +34,14 @@ METERING_ATTRIBUTE = "metering"
 
 @dataclass(frozen=True)
 class MeteredRequest:
+    """What the middleware needs to settle a request after its response."""
+
     decision: Decision
-    key_id: int
-    cost: int
-    billable_view: bool
+    cost: int  # 0 for requests that can never be billed
+    endpoint: str
+    usage_field: str
+    billed_at_check: bool
+    idempotency_key: str | None
 
 
 class RateLimited(AppError):
@@ -86,7 +91,7 @@ def rate_limited_error(decision: Decision) -> RateLimited:
     )
 
 
-def check_with_seed(limits: Limits, *, cost: int, now_ms: int) -> Decision:
+def check_with_seed(limits: Limits, *, cost: int, now_ms: int, bill_field: str | None = None) -> Decision:
     """Check, seeding a missing quota counter from the billed usage.
 
     The counter is missing at the start of each period and after Redis lost
@@ -96,8 +101,8 @@ def check_with_seed(limits: Limits, *, cost: int, now_ms: int) -> Decision:
     limiter = get_limiter()
     if limits.period_end - limits.period_start < timedelta(hours=1):
         # Usage is stored by the hour: it cannot restore a per-minute counter.
-        return limiter.check(limits, cost=cost, now_ms=now_ms, seed=0)
-    decision = limiter.check(limits, cost=cost, now_ms=now_ms, seed=None)
+        return limiter.check(limits, cost=cost, now_ms=now_ms, seed=0, bill_field=bill_field)
+    decision = limiter.check(limits, cost=cost, now_ms=now_ms, seed=None, bill_field=bill_field)
     if decision.reason != Reason.NEEDS_SEED:
         return decision
     from .selectors import usage_in_period
@@ -105,7 +110,24 @@ def check_with_seed(limits: Limits, *, cost: int, now_ms: int) -> Decision:
     used = usage_in_period(
         customer_id=limits.customer_id, start=limits.period_start, end=limits.period_end
     ).total
-    return limiter.check(limits, cost=cost, now_ms=now_ms, seed=used)
+    return limiter.check(limits, cost=cost, now_ms=now_ms, seed=used, bill_field=bill_field)
+
+
+_limits_cache: dict[int, tuple[KeyContext, Limits]] = {}
+
+
+def cached_limits_for(context: KeyContext, now_ms: int) -> Limits:
+    """limits_for, computed once per context and period rather than per request."""
+    cached = _limits_cache.get(context.key_id)
+    if cached is not None and cached[0] is context:
+        limits = cached[1]
+        if limits.period_start.timestamp() * 1000 <= now_ms < limits.period_end.timestamp() * 1000:
+            return limits
+    limits = limits_for(context, datetime.fromtimestamp(now_ms / 1000, UTC))
+    if len(_limits_cache) > 10_000:
+        _limits_cache.clear()
+    _limits_cache[context.key_id] = (context, limits)
+    return limits
 
 
 class TierThrottle(BaseThrottle):
@@ -113,11 +135,22 @@ class TierThrottle(BaseThrottle):
         context = request.auth
         if not isinstance(context, KeyContext) or not getattr(view, "metered", True):
             return True
-        now = time.time()
-        limits = limits_for(context, datetime.fromtimestamp(now, UTC))
-        cost = getattr(view, "quota_cost", 1)
+        now_ms = int(time.time() * 1000)
+        limits = cached_limits_for(context, now_ms)
+        # Requests that can never be billed reserve nothing: they are limited by
+        # the burst only, and the usage API answers even with the quota used up.
+        can_bill = getattr(view, "billable", True) and request.method not in UNBILLED_METHODS
+        cost = getattr(view, "quota_cost", 1) if can_bill else 0
+        endpoint = request._request.resolver_match.view_name or "unknown"
+        field = usage_field(hour_of(now_ms), context.key_id, endpoint)
+        # An Idempotency-Key may make a success a free retry: only the response
+        # can tell, so such a request is reserved now and billed after.
+        idempotency_key = request.META.get("HTTP_IDEMPOTENCY_KEY") or None
+        bill_now = bool(cost) and idempotency_key is None
         try:
-            decision = check_with_seed(limits, cost=cost, now_ms=int(now * 1000))
+            decision = check_with_seed(
+                limits, cost=cost, now_ms=now_ms, bill_field=field if bill_now else None
+            )
         except LimiterUnavailable:
             if settings.RATE_LIMIT_FAIL_OPEN:
                 logger.warning("limiter unavailable: admitting (fail-open)", exc_info=True)
@@ -125,7 +158,7 @@ class TierThrottle(BaseThrottle):
             logger.error("limiter unavailable: refusing (fail-closed)", exc_info=True)
             retry = str(settings.RATE_LIMIT_UNAVAILABLE_RETRY_AFTER)
             raise LimiterDown(headers={"Retry-After": retry}) from None
-        metered = MeteredRequest(decision, context.key_id, cost, getattr(view, "billable", True))
+        metered = MeteredRequest(decision, cost, endpoint, field, bill_now, idempotency_key)
         setattr(request._request, METERING_ATTRIBUTE, metered)
         if not decision.admitted:
             raise rate_limited_error(decision)

@@ -1,14 +1,16 @@
-"""Billable usage: settling each admitted request, and reading what is pending.
+"""Billable usage: which requests count, and the Redis layout of what is pending.
 
-After the view, `settle()` decides whether the request is billable and, in the
-same Redis round trip (metering/lua/settle.lua), either counts it in the
-customer's pending usage hash or gives its reserved quota back, and adds the
-request's cost sample. The flush (metering/flush.py) moves pending usage to
-PostgreSQL.
+The limiter's check bills an admitted request at once (optimistically: most
+succeed) unless it carries an Idempotency-Key. After the response, `settle()`
+is called only when that guess must change: a failure is unbilled and its
+quota units given back, and an Idempotency-Key request is billed unless it is
+a retry of a success (metering/lua/settle.lua). The flush (metering/flush.py)
+moves pending usage to PostgreSQL.
 
-Pending hash fields, all in the customer's `{c<id>}` slot:
+Pending usage hash fields, in the customer's `{c<id>}` slot:
   u|<hour epoch>|<key id>|<endpoint>   billable units
-  c|<hour epoch>|<endpoint>|<metric>   cost sample totals and CPU histogram
+Cost samples are aggregated per process (metering.cost.CostAggregator) in
+`metering:v1:cost:{cost}` with fields c|<hour epoch>|<endpoint>|<metric>.
 
 On the embedded default (no REDIS_URL) the same rules apply in process and
 usage is written to the database at once, since there is no Redis to flush.
@@ -17,10 +19,9 @@ usage is written to the database at once, since there is no Redis to flush.
 import hashlib
 from datetime import UTC, datetime
 
-from .cost import CostSample
 from .limiter import Decision, Settlement, SettleRequest, get_limiter, pending_key, redis_key
 
-__all__ = ["pending_key", "settle", "snapshot_key"]
+__all__ = ["pending_key", "settle", "snapshot_key", "hour_start"]
 
 BILLABLE_STATUSES = range(200, 300)
 UNBILLED_METHODS = frozenset({"HEAD", "OPTIONS"})
@@ -47,17 +48,6 @@ def usage_field(hour: int, key_id: int, endpoint: str) -> str:
     return f"u|{hour}|{key_id}|{endpoint}"
 
 
-def cost_fields(hour: int, endpoint: str, sample: CostSample) -> dict[str, int]:
-    prefix = f"c|{hour}|{endpoint}|"
-    return {
-        prefix + "requests": 1,
-        prefix + "cpu_us": round(sample.cpu_ms * 1000),
-        prefix + "bytes_out": sample.bytes_out,
-        prefix + "third_party_calls": sample.third_party_calls,
-        prefix + f"cpu_b{sample.histogram_bucket()}": 1,
-    }
-
-
 def is_billable(method: str, status: int) -> bool:
     return method not in UNBILLED_METHODS and status in BILLABLE_STATUSES
 
@@ -65,23 +55,22 @@ def is_billable(method: str, status: int) -> bool:
 def settle(
     decision: Decision,
     *,
+    billed_at_check: bool,
     billable: bool,
-    key_id: int,
-    endpoint: str,
+    field: str,
     cost: int,
     idempotency_key: str | None,
-    sample: CostSample | None,
 ) -> Settlement:
-    """Bill the admitted request or give its units back; add its cost sample."""
-    hour = hour_of(decision.now_ms)
+    """Decide the billing the check could not: unbill a failure, or settle a
+    request that carried an Idempotency-Key. Gives unbilled units back."""
     customer_id = decision.limits.customer_id
     return get_limiter().settle(
         SettleRequest(
             decision=decision,
+            billed_at_check=billed_at_check,
             billable=billable,
             cost=cost,
-            usage_field=usage_field(hour, key_id, endpoint),
+            usage_field=field,
             idempotency_marker=idempotency_marker(customer_id, idempotency_key) if idempotency_key else None,
-            cost_fields=cost_fields(hour, endpoint, sample) if sample else {},
         )
     )

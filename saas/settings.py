@@ -156,6 +156,8 @@ COST_PER_CPU_MS = env.float("COST_PER_CPU_MS", default=0.000002)
 COST_PER_KB_OUT = env.float("COST_PER_KB_OUT", default=0.000001)
 COST_PER_THIRD_PARTY_CALL = env.float("COST_PER_THIRD_PARTY_CALL", default=0.005)
 COST_SAMPLE_RATE = env.float("COST_SAMPLE_RATE", default=1.0)
+# Each process sums its samples and writes them to Redis this often.
+COST_FLUSH_SECONDS = env.float("COST_FLUSH_SECONDS", default=5.0)
 
 # Stripe. The API version is pinned so that payload shapes do not change
 # under us when Stripe releases a new version.

@@ -40,10 +40,14 @@ def pytest_sessionstart(session):
 
 @pytest.fixture(autouse=True)
 def clean_redis():
-    """Each test starts with an empty Redis database (the suite's own, not 0)
-    and an empty per-process key context cache."""
+    """Each test starts with an empty Redis database (the suite's own, not 0),
+    an empty per-process key context cache and no cost samples left in this
+    process's aggregator by an earlier test."""
     from django_redis import get_redis_connection
 
+    from metering.cost import cost_aggregator
+
+    cost_aggregator.flush()  # to Redis (REDIS_URL is set here), emptied just below
     get_redis_connection("default").flushdb()
     key_contexts.clear()
     yield

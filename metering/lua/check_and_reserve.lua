@@ -1,7 +1,9 @@
--- Check a customer's burst and quota, and reserve `cost` units in both, atomically.
+-- Check a customer's burst and quota, reserve `cost` units in both, and
+-- (usually) bill them, atomically: the one Redis round trip of a request.
 --
 -- KEYS[1]  burst state: the GCRA theoretical arrival time (TAT), ms since epoch
 -- KEYS[2]  quota counter for the current period: units used
+-- KEYS[3]  the customer's pending usage hash (moved to PostgreSQL by the flush)
 -- ARGV[1]  now, ms since epoch (the caller's clock: Redis never reads its own)
 -- ARGV[2]  burst, requests per second (>= 1)
 -- ARGV[3]  quota, units per period (>= 1)
@@ -10,6 +12,9 @@
 -- ARGV[6]  "1" to deny over quota (hard limit), "0" to admit it as overage
 -- ARGV[7]  seed for a missing quota counter: units already used this period
 --          according to the database, or "-1" to ask the caller for one
+-- ARGV[8]  usage field "u|<hour>|<key id>|<endpoint>" to bill the units to now,
+--          or "" to only reserve them (the caller settles after the response)
+-- ARGV[9]  ms the pending usage hash is kept if the flush never runs
 --
 -- Returns {admitted, reason, used, burst_remaining, burst_wait_ms}
 --   admitted         1 or 0
@@ -31,8 +36,11 @@
 -- so rounding to the nearest tick cancels the float error of adding 1000/burst
 -- to a 1.8e12 ms timestamp and of the stored %.3f string. Without it, a burst
 -- of 6 or 7 admitted one request fewer.
-assert(#KEYS == 2, "check_and_reserve: expected 2 keys")
-assert(#ARGV == 7, "check_and_reserve: expected 7 arguments")
+--
+-- Billing at admission is optimistic: most requests succeed, so they need no
+-- second round trip; the few that fail are unbilled by settle.lua.
+assert(#KEYS == 3, "check_and_reserve: expected 3 keys")
+assert(#ARGV == 9, "check_and_reserve: expected 9 arguments")
 
 local now = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -67,4 +75,8 @@ local wait = math.ceil(new_ahead / burst)
 redis.call("SET", KEYS[1], string.format("%.3f", now + new_ahead / burst), "PX", wait + 1)
 used = used + cost
 redis.call("SET", KEYS[2], used, "PX", quota_ttl)
+if ARGV[8] ~= "" then
+  redis.call("HINCRBY", KEYS[3], ARGV[8], cost)
+  redis.call("PEXPIRE", KEYS[3], tonumber(ARGV[9]))
+end
 return {1, 0, used, math.floor((window - new_ahead) / 1000), wait}

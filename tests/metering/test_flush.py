@@ -16,7 +16,7 @@ from django_redis import get_redis_connection
 
 from apikeys.services import api_key_create
 from metering import flush
-from metering.cost import CostSample
+from metering.cost import CostSample, cost_aggregator
 from metering.flush import (
     FlushResult,
     apply_snapshot,
@@ -25,7 +25,7 @@ from metering.flush import (
     read_snapshot,
     take_snapshot,
 )
-from metering.limiter import Decision, Limits, Reason
+from metering.limiter import Limits, get_limiter
 from metering.models import EndpointCost, FlushedBatch, UsageRecord
 from metering.periods import period_bounds
 from metering.selectors import usage_in_period
@@ -48,25 +48,20 @@ def period():
 
 
 def serve(created_key, units: int = 1, *, endpoint: str = "api:echo") -> None:
-    """Settle `units` successful requests as the middleware does after the view."""
+    """Admit and bill `units` requests as the throttle does, with their cost samples."""
     start, end = period()
     limits = Limits(
         customer_id=created_key.api_key.customer_id,
-        burst=1000,
+        burst=1_000_000,
         quota=1_000_000,
         period_start=start,
         period_end=end,
     )
     for _ in range(units):
-        settle(
-            Decision(limits, now_ms(), Reason.ADMITTED, 1, 999, 1),
-            billable=True,
-            key_id=created_key.api_key.pk,
-            endpoint=endpoint,
-            cost=1,
-            idempotency_key=None,
-            sample=CostSample(cpu_ms=1.5, bytes_out=100),
-        )
+        now = now_ms()
+        field = usage_field(hour_of(now), created_key.api_key.pk, endpoint)
+        assert get_limiter().check(limits, cost=1, now_ms=now, bill_field=field).admitted
+        cost_aggregator.add(hour_of(now), endpoint, CostSample(cpu_ms=1.5, bytes_out=100))
 
 
 def other_key(customer):
@@ -281,20 +276,25 @@ def test_requests_between_snapshot_and_apply_land_in_the_next_flush(redis, custo
 
 def test_a_crash_inside_the_apply_transaction_adds_nothing(redis, customer, api_key, monkeypatch):
     serve(api_key, 3)
-    monkeypatch.setattr(flush, "add_cost_fields", fail_after_usage_was_added)
+    monkeypatch.setattr(flush, "add_usage_fields", add_usage_then_die)
     with pytest.raises(SystemExit):
         flush_usage()
     assert (recorded(customer), FlushedBatch.objects.count()) == (0, 0)
 
 
-def fail_after_usage_was_added(fields):
-    assert UsageRecord.objects.exists(), "add_usage_fields should have run first"
+_add_usage_fields = flush.add_usage_fields
+
+
+def add_usage_then_die(customer_id, fields):
+    """The worker dies inside the transaction, after the rows were written."""
+    _add_usage_fields(customer_id, fields)
+    assert UsageRecord.objects.exists()
     raise SystemExit("worker killed")
 
 
 def test_a_crash_inside_the_apply_transaction_keeps_the_snapshot(redis, customer, api_key, monkeypatch):
     serve(api_key, 3)
-    monkeypatch.setattr(flush, "add_cost_fields", fail_after_usage_was_added)
+    monkeypatch.setattr(flush, "add_usage_fields", add_usage_then_die)
     with pytest.raises(SystemExit):
         flush_usage()
     assert redis.exists(snapshot_key(customer.pk)) == 1
@@ -304,7 +304,7 @@ def test_the_usage_api_is_exact_after_a_crash_inside_the_apply_transaction(
     redis, customer, api_key, monkeypatch
 ):
     serve(api_key, 3)
-    monkeypatch.setattr(flush, "add_cost_fields", fail_after_usage_was_added)
+    monkeypatch.setattr(flush, "add_usage_fields", add_usage_then_die)
     with pytest.raises(SystemExit):
         flush_usage()
     assert used(customer) == 3
@@ -314,7 +314,7 @@ def test_the_next_flush_recovers_from_a_crash_inside_the_apply_transaction(
     redis, customer, api_key, monkeypatch
 ):
     serve(api_key, 3)
-    monkeypatch.setattr(flush, "add_cost_fields", fail_after_usage_was_added)
+    monkeypatch.setattr(flush, "add_usage_fields", add_usage_then_die)
     with pytest.raises(SystemExit):
         flush_usage()
     monkeypatch.undo()
@@ -335,6 +335,39 @@ def test_a_database_error_while_applying_keeps_the_snapshot_for_the_next_flush(
     monkeypatch.undo()
     flush_usage()
     assert (recorded(customer), cost_requests()) == (3, 3)
+
+
+def unbill_one(created_key, *, endpoint: str = "api:echo") -> None:
+    """A request billed at the check fails: the middleware's settle unbills it."""
+    start, end = period()
+    limits = Limits(
+        customer_id=created_key.api_key.customer_id,
+        burst=1_000_000,
+        quota=1_000_000,
+        period_start=start,
+        period_end=end,
+    )
+    now = now_ms()
+    field = usage_field(hour_of(now), created_key.api_key.pk, endpoint)
+    decision = get_limiter().check(limits, cost=1, now_ms=now, bill_field=field)
+    flush_usage()  # the flush moves the optimistic bill while the request runs
+    settlement = settle(
+        decision, billed_at_check=True, billable=False, field=field, cost=1, idempotency_key=None
+    )
+    assert not settlement.billed
+
+
+def test_the_usage_api_leaves_out_a_failure_unbilled_after_a_flush(redis, customer, api_key):
+    serve(api_key, 2)
+    unbill_one(api_key)
+    assert (recorded(customer), used(customer)) == (3, 2)
+
+
+def test_a_failure_unbilled_after_a_flush_is_subtracted_by_the_next_flush(redis, customer, api_key):
+    serve(api_key, 2)
+    unbill_one(api_key)
+    flush_usage()
+    assert (recorded(customer), used(customer), metering_keys(redis)) == (2, 2, [])
 
 
 def test_a_discard_leaves_a_newer_snapshot_taken_meanwhile(redis, customer, api_key):

@@ -1,7 +1,9 @@
 """metering/lua/check_and_reserve.lua, called directly with redis-py (EVALSHA).
 
-KEYS: burst TAT, quota counter. ARGV: now ms, burst, quota, cost, quota TTL ms,
-hard ("1"/"0"). Returns {admitted, reason, used, burst_remaining, wait_ms}.
+KEYS: burst TAT, quota counter, the customer's pending usage hash. ARGV: now ms,
+burst, quota, cost, quota TTL ms, hard ("1"/"0"), seed, usage field to bill
+("" to only reserve), pending TTL ms.
+Returns {admitted, reason, used, burst_remaining, wait_ms}.
 """
 
 from datetime import UTC, datetime
@@ -11,14 +13,17 @@ from django_redis import get_redis_connection
 from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
-from metering.limiter import CHECK_AND_RESERVE, Limits, RedisLimiter, redis_key
+from metering.limiter import CHECK_AND_RESERVE, PENDING_TTL_MS, Limits, RedisLimiter, redis_key
 from metering.periods import period_bounds
+from metering.usage import hour_of, usage_field
 
 NOW_MS = 1_800_000_000_000  # 2027-01-15 08:00:00 UTC
 START, END = period_bounds("month", datetime.fromtimestamp(NOW_MS / 1000, UTC))
 END_MS = int(END.timestamp() * 1000)
 BURST_KEY = redis_key("burst", 42)
 QUOTA_KEY = redis_key("quota", 42, int(START.timestamp()))
+PENDING_KEY = redis_key("usage", 42)
+FIELD = usage_field(hour_of(NOW_MS), 7, "api:echo")
 
 
 @pytest.fixture
@@ -31,23 +36,33 @@ def script(client):
     return client.register_script(CHECK_AND_RESERVE)
 
 
-def call(script, *, now=NOW_MS, burst=5, quota=1_000, cost=1, hard=1, seed=0):
-    args = [now, burst, quota, cost, END_MS - now + 60_000, hard, seed]
-    return script(keys=[BURST_KEY, QUOTA_KEY], args=args)
+def call(script, *, now=NOW_MS, burst=5, quota=1_000, cost=1, hard=1, seed=0, bill=""):
+    args = [now, burst, quota, cost, END_MS - now + 60_000, hard, seed, bill, PENDING_TTL_MS]
+    return script(keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY], args=args)
+
+
+def pending(client) -> dict[str, int]:
+    return {name.decode(): int(value) for name, value in client.hgetall(PENDING_KEY).items()}
 
 
 def customer_memory(client):
     return sum(client.memory_usage(key) for key in (BURST_KEY, QUOTA_KEY))
 
 
-def test_it_refuses_a_call_with_one_key(script):
-    with pytest.raises(ResponseError, match="expected 2 keys"):
-        script(keys=[BURST_KEY], args=[NOW_MS, 5, 1_000, 1, 60_000, 1, 0])
+def test_it_refuses_a_call_with_two_keys(script):
+    with pytest.raises(ResponseError, match="expected 3 keys"):
+        script(keys=[BURST_KEY, QUOTA_KEY], args=[NOW_MS, 5, 1_000, 1, 60_000, 1, 0, "", PENDING_TTL_MS])
 
 
-def test_it_refuses_a_call_with_six_arguments(script):
-    with pytest.raises(ResponseError, match="expected 7 arguments"):
-        script(keys=[BURST_KEY, QUOTA_KEY], args=[NOW_MS, 5, 1_000, 1, 60_000, 1])
+def test_it_refuses_a_call_with_eight_arguments(script):
+    with pytest.raises(ResponseError, match="expected 9 arguments"):
+        script(keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY], args=[NOW_MS, 5, 1_000, 1, 60_000, 1, 0, ""])
+
+
+def test_a_refused_call_writes_nothing(client, script):
+    with pytest.raises(ResponseError):
+        script(keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY], args=[NOW_MS, 5, 1_000, 1, 60_000, 1, 0, FIELD])
+    assert client.keys("*") == []
 
 
 def test_an_admitted_call_returns_the_reservation(script):
@@ -65,14 +80,78 @@ def test_a_quota_denial_returns_reason_two(script):
     assert call(script, quota=1) == [0, 2, 1, 4, 200]
 
 
-def test_it_writes_exactly_the_two_keys_it_is_given(client, script):
+def test_without_a_usage_field_it_writes_only_the_burst_and_quota_keys(client, script):
     call(script)
     assert sorted(client.keys("*")) == sorted([BURST_KEY.encode(), QUOTA_KEY.encode()])
 
 
+def test_with_a_usage_field_it_writes_exactly_the_three_keys_it_is_given(client, script):
+    call(script, bill=FIELD)
+    assert sorted(client.keys("*")) == sorted([BURST_KEY.encode(), QUOTA_KEY.encode(), PENDING_KEY.encode()])
+
+
 def test_every_key_it_writes_has_a_ttl(client, script):
-    call(script)
+    call(script, bill=FIELD)
+    assert len(client.keys("*")) == 3
     assert all(client.pttl(key) > 0 for key in client.keys("*"))
+
+
+def test_a_usage_field_bills_the_cost_to_the_pending_hash(client, script):
+    assert call(script, cost=3, bill=FIELD)[:3] == [1, 0, 3]
+    assert pending(client) == {FIELD: 3}
+
+
+def test_billed_requests_add_up_in_their_field(client, script):
+    for _ in range(3):
+        call(script, bill=FIELD)
+    call(script, bill=usage_field(hour_of(NOW_MS), 7, "api:primes"))
+    assert pending(client) == {FIELD: 3, usage_field(hour_of(NOW_MS), 7, "api:primes"): 1}
+
+
+def test_a_bill_sets_the_pending_hashs_ttl(client, script):
+    call(script, bill=FIELD)
+    assert PENDING_TTL_MS - 5_000 < client.pttl(PENDING_KEY) <= PENDING_TTL_MS
+
+
+def test_a_bill_renews_the_pending_hashs_ttl(client, script):
+    call(script, bill=FIELD)
+    client.pexpire(PENDING_KEY, 1_000)
+    call(script, now=NOW_MS + 1000, bill=FIELD)
+    assert client.pttl(PENDING_KEY) > 1_000
+
+
+def test_an_empty_usage_field_reserves_but_bills_nothing(client, script):
+    assert call(script, cost=3, bill="")[:3] == [1, 0, 3]
+    assert (int(client.get(QUOTA_KEY)), client.exists(PENDING_KEY)) == (3, 0)
+
+
+def test_an_empty_usage_field_leaves_an_existing_pending_hash_alone(client, script):
+    call(script, bill=FIELD)
+    call(script, now=NOW_MS + 1000, bill="")
+    assert pending(client) == {FIELD: 1}
+
+
+def test_a_quota_denial_bills_nothing(client, script):
+    call(script, quota=1, bill=FIELD)
+    assert call(script, quota=1, now=NOW_MS + 1000, bill=FIELD)[:2] == [0, 2]
+    assert pending(client) == {FIELD: 1}
+
+
+def test_a_burst_denial_bills_nothing(client, script):
+    call(script, burst=1, bill=FIELD)
+    assert call(script, burst=1, now=NOW_MS + 500, bill=FIELD)[:2] == [0, 1]
+    assert pending(client) == {FIELD: 1}
+
+
+def test_a_request_asking_for_a_seed_bills_nothing(client, script):
+    assert call(script, seed=-1, bill=FIELD)[:2] == [0, 3]
+    assert client.exists(PENDING_KEY) == 0
+
+
+def test_a_soft_quota_bills_the_overage(client, script):
+    call(script, quota=1, hard=0, bill=FIELD)
+    assert call(script, quota=1, hard=0, now=NOW_MS + 1000, bill=FIELD)[:3] == [1, 0, 2]
+    assert pending(client) == {FIELD: 2}
 
 
 def test_the_quota_counter_outlives_the_period_end(client, script):
@@ -107,14 +186,20 @@ def test_a_burst_denial_writes_nothing(client, script):
 
 def test_all_keys_the_limiter_writes_carry_the_customers_hash_tag(client):
     limits = Limits(customer_id=42, burst=5, quota=1_000, period_start=START, period_end=END)
-    RedisLimiter(client).check(limits, now_ms=NOW_MS)
+    RedisLimiter(client).check(limits, now_ms=NOW_MS, bill_field=FIELD)
     keys = client.keys("*")
-    assert len(keys) == 2
+    assert len(keys) == 3
     assert all(b":{c42}" in key for key in keys)
 
 
+def test_the_limiter_bills_to_the_customers_pending_hash(client):
+    limits = Limits(customer_id=42, burst=5, quota=1_000, period_start=START, period_end=END)
+    RedisLimiter(client).check(limits, cost=2, now_ms=NOW_MS, bill_field=FIELD)
+    assert pending(client) == {FIELD: 2}
+
+
 def test_a_customers_keys_map_to_one_cluster_slot():
-    assert key_slot(BURST_KEY.encode()) == key_slot(QUOTA_KEY.encode())
+    assert len({key_slot(key.encode()) for key in (BURST_KEY, QUOTA_KEY, PENDING_KEY)}) == 1
 
 
 def test_the_slot_follows_the_customer_not_the_key_kind():
@@ -123,18 +208,22 @@ def test_the_slot_follows_the_customer_not_the_key_kind():
 
 def test_memory_per_customer_does_not_grow_with_requests(client, script):
     # burst 1 paced at one request a second: the burst key lives a full second
-    # of real time, so both keys still exist when they are measured.
-    call(script, burst=1, quota=500_000)
+    # of real time, so both keys still exist when they are measured. The
+    # pending hash is emptied by the flush every minute; within one hour it
+    # holds one field per key and endpoint, however many requests they make.
+    call(script, burst=1, quota=500_000, bill=FIELD)
     after_one = customer_memory(client)
-    for second in range(1, 5_000):
-        call(script, now=NOW_MS + 1000 * second, burst=1, quota=500_000)
-    assert int(client.get(QUOTA_KEY)) == 5_000
+    for second in range(1, 3_600):
+        now = NOW_MS + 1000 * second
+        call(script, now=now, burst=1, quota=500_000, bill=usage_field(hour_of(now), 7, "api:echo"))
+    assert int(client.get(QUOTA_KEY)) == 3_600
     assert customer_memory(client) == after_one
+    assert pending(client) == {FIELD: 3_600}
 
 
 def test_memory_per_customer_is_under_a_kilobyte(client, script):
-    call(script, burst=1, quota=500_000, cost=499_999)
-    assert customer_memory(client) < 1024
+    call(script, burst=1, quota=500_000, cost=499_999, bill=FIELD)
+    assert customer_memory(client) + client.memory_usage(PENDING_KEY) < 1024
 
 
 def test_the_tat_is_stored_with_three_decimals(client, script):

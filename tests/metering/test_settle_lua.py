@@ -1,8 +1,13 @@
 """metering/lua/settle.lua, called directly with redis-py (EVALSHA).
 
 KEYS: quota counter, pending usage hash, idempotency marker ("" if none).
-ARGV: billable ("1"/"0"), cost, usage field, pending TTL ms, marker TTL s,
-then (cost field, increment) pairs. Returns {billed, used}.
+ARGV: billed at check ("1"/"0"), billable ("1"/"0"), cost, usage field,
+pending TTL ms, marker TTL s. Returns {billed, used}.
+
+It runs only when the check's optimistic billing must change: a request
+billed at the check that failed (unbilled, its units given back), or one
+that carried an Idempotency-Key (reserved only at the check; billed unless
+it is a retry of a success).
 """
 
 import pytest
@@ -17,7 +22,7 @@ QUOTA_KEY = redis_key("quota", 42, 1_800_000_000)
 PENDING_KEY = redis_key("usage", 42)
 MARKER = idempotency_marker(42, "order-1")
 FIELD = "u|1800000000|7|api:echo"
-COST_FIELD = "c|1800000000|api:echo|requests"
+OTHER_FIELD = "u|1800000000|7|api:primes"
 
 
 @pytest.fixture
@@ -30,133 +35,191 @@ def script(client):
     return client.register_script(SETTLE)
 
 
-def settle(script, *, billable=True, cost=1, marker="", cost_fields=()):
-    args = [int(billable), cost, FIELD, PENDING_TTL_MS, IDEMPOTENCY_TTL_SECONDS]
-    for name, increment in cost_fields:
-        args += [name, increment]
-    return script(keys=[QUOTA_KEY, PENDING_KEY, marker], args=args)
+def keys_of(customer_id: int, marker: str = "") -> list[str]:
+    return [redis_key("quota", customer_id, 1_800_000_000), redis_key("usage", customer_id), marker]
 
 
-def reserve(client, units: int, ttl_ms: int = 3_600_000) -> None:
-    client.set(QUOTA_KEY, units, px=ttl_ms)
+def settle(script, *, billed_at_check=False, billable=True, cost=1, marker="", customer_id=42):
+    args = [int(billed_at_check), int(billable), cost, FIELD, PENDING_TTL_MS, IDEMPOTENCY_TTL_SECONDS]
+    return script(keys=keys_of(customer_id, marker), args=args)
 
 
-def pending(client) -> dict[str, int]:
-    return {name.decode(): int(value) for name, value in client.hgetall(PENDING_KEY).items()}
+def unbill(script, *, cost=1):
+    """A request the check billed optimistically, whose response was not billable."""
+    return settle(script, billed_at_check=True, billable=False, cost=cost)
+
+
+def reserve(client, units: int, ttl_ms: int = 3_600_000, *, customer_id: int = 42) -> None:
+    """The quota counter as check_and_reserve leaves it."""
+    client.set(keys_of(customer_id)[0], units, px=ttl_ms)
+
+
+def bill_at_check(client, units: int, field: str = FIELD) -> None:
+    """What check_and_reserve writes to the pending hash when given a usage field."""
+    client.hincrby(PENDING_KEY, field, units)
+    client.pexpire(PENDING_KEY, PENDING_TTL_MS)
+
+
+def pending(client, customer_id: int = 42) -> dict[str, int]:
+    raw = client.hgetall(redis_key("usage", customer_id))
+    return {name.decode(): int(value) for name, value in raw.items()}
+
+
+# The call's shape
 
 
 def test_it_refuses_a_call_with_two_keys(script):
     with pytest.raises(ResponseError, match="expected 3 keys"):
-        script(keys=[QUOTA_KEY, PENDING_KEY], args=[1, 1, FIELD, PENDING_TTL_MS, 86400])
+        script(keys=[QUOTA_KEY, PENDING_KEY], args=[1, 0, 1, FIELD, PENDING_TTL_MS, 86400])
 
 
-def test_it_refuses_a_call_with_four_arguments(script):
-    with pytest.raises(ResponseError, match="expected 5 arguments"):
-        script(keys=[QUOTA_KEY, PENDING_KEY, ""], args=[1, 1, FIELD, PENDING_TTL_MS])
+def test_it_refuses_a_call_with_five_arguments(script):
+    with pytest.raises(ResponseError, match="expected 6 arguments"):
+        script(keys=[QUOTA_KEY, PENDING_KEY, ""], args=[1, 0, 1, FIELD, PENDING_TTL_MS])
 
 
-def test_it_refuses_a_cost_field_without_its_increment(script):
-    with pytest.raises(ResponseError, match="field/increment pairs"):
-        script(keys=[QUOTA_KEY, PENDING_KEY, ""], args=[1, 1, FIELD, PENDING_TTL_MS, 86400, COST_FIELD])
+def test_it_refuses_a_call_with_seven_arguments(script):
+    with pytest.raises(ResponseError, match="expected 6 arguments"):
+        script(keys=[QUOTA_KEY, PENDING_KEY, ""], args=[1, 0, 1, FIELD, PENDING_TTL_MS, 86400, "x"])
 
 
 def test_a_refused_call_writes_nothing(script, client):
     reserve(client, 1)
+    bill_at_check(client, 1)
     with pytest.raises(ResponseError):
-        script(keys=[QUOTA_KEY, PENDING_KEY, ""], args=[0, 1, FIELD, PENDING_TTL_MS, 86400, COST_FIELD])
-    assert (client.get(QUOTA_KEY), client.exists(PENDING_KEY)) == (b"1", 0)
+        script(keys=[QUOTA_KEY, PENDING_KEY, ""], args=[1, 0, 1, FIELD, PENDING_TTL_MS])
+    assert (client.get(QUOTA_KEY), pending(client)) == (b"1", {FIELD: 1})
 
 
-def test_a_billable_request_is_counted_in_the_pending_hash(script, client):
-    reserve(client, 1)
-    settle(script, cost=3)
-    assert pending(client) == {FIELD: 3}
+# Unbilling a failure billed optimistically at the check
 
 
-def test_a_billable_request_returns_billed_and_the_units_used(script, client):
-    reserve(client, 4)
-    assert settle(script) == [1, 4]
-
-
-def test_a_billable_request_keeps_its_reservation(script, client):
-    reserve(client, 4)
-    settle(script)
-    assert client.get(QUOTA_KEY) == b"4"
-
-
-def test_billable_requests_add_up(script, client):
+def test_a_failure_billed_at_the_check_is_unbilled(script, client):
     reserve(client, 3)
-    for _ in range(3):
-        settle(script)
-    assert pending(client) == {FIELD: 3}
+    bill_at_check(client, 3)
+    assert unbill(script, cost=3)[0] == 0
+    assert pending(client) == {}
 
 
-def test_a_non_billable_request_gives_its_units_back(script, client):
+def test_unbilling_removes_only_the_failures_units(script, client):
     reserve(client, 5)
-    assert settle(script, billable=False, cost=3) == [0, 2]
+    bill_at_check(client, 5)  # four successes and the failure, same key, endpoint and hour
+    unbill(script)
+    assert pending(client) == {FIELD: 4}
+
+
+def test_unbilling_leaves_other_fields_alone(script, client):
+    reserve(client, 3)
+    bill_at_check(client, 2, OTHER_FIELD)
+    bill_at_check(client, 1)
+    unbill(script)
+    assert pending(client) == {OTHER_FIELD: 2}
+
+
+def test_unbilling_deletes_a_field_that_reaches_zero(script, client):
+    reserve(client, 1)
+    bill_at_check(client, 1)
+    unbill(script)
+    assert client.hexists(PENDING_KEY, FIELD) == 0
+
+
+def test_a_failure_gives_its_units_back(script, client):
+    reserve(client, 5)
+    bill_at_check(client, 5)
+    assert unbill(script, cost=3) == [0, 2]
     assert client.get(QUOTA_KEY) == b"2"
 
 
-def test_a_non_billable_request_is_not_counted(script, client):
-    reserve(client, 1)
-    settle(script, billable=False)
-    assert pending(client) == {}
+def test_unbilling_after_a_flush_moved_the_units_leaves_a_negative_count(script, client):
+    reserve(client, 3)
+    # The flush moved the optimistic bill to PostgreSQL between check and settle:
+    # the next flush subtracts the units there.
+    unbill(script, cost=3)
+    assert pending(client) == {FIELD: -3}
+
+
+def test_unbilling_after_a_flush_nets_with_later_requests(script, client):
+    reserve(client, 3)
+    unbill(script)  # its unit had been flushed
+    bill_at_check(client, 2)  # two later requests of the same key, endpoint and hour
+    assert pending(client) == {FIELD: 1}
+
+
+def test_a_negative_count_keeps_the_pending_hash_ttl(script, client):
+    unbill(script)
+    assert PENDING_TTL_MS - 5_000 < client.pttl(PENDING_KEY) <= PENDING_TTL_MS
+
+
+def test_unbilling_renews_the_pending_hash_ttl(script, client):
+    bill_at_check(client, 2)
+    client.pexpire(PENDING_KEY, 1_000)
+    unbill(script)
+    assert client.pttl(PENDING_KEY) > 1_000
+
+
+def test_a_success_billed_at_the_check_is_left_as_billed(script, client):
+    reserve(client, 4)
+    bill_at_check(client, 1)
+    assert settle(script, billed_at_check=True, billable=True) == [1, 4]
+    assert (pending(client), client.get(QUOTA_KEY)) == ({FIELD: 1}, b"4")
+
+
+# Refunds of the quota counter
 
 
 def test_a_refund_never_goes_below_zero(script, client):
     reserve(client, 1)
-    assert settle(script, billable=False, cost=3) == [0, 0]
+    assert unbill(script, cost=3) == [0, 0]
     assert client.get(QUOTA_KEY) == b"0"
 
 
 def test_a_refund_without_a_counter_creates_none(script, client):
-    assert settle(script, billable=False) == [0, 0]
+    assert unbill(script) == [0, 0]
     assert client.exists(QUOTA_KEY) == 0
 
 
 def test_a_refund_keeps_the_quota_counters_ttl(script, client):
     reserve(client, 5, ttl_ms=90_000)
-    settle(script, billable=False)
+    unbill(script)
     assert 85_000 < client.pttl(QUOTA_KEY) <= 90_000
 
 
-def test_a_billable_request_sets_the_pending_hashs_ttl(script, client):
-    settle(script)
-    assert PENDING_TTL_MS - 5_000 < client.pttl(PENDING_KEY) <= PENDING_TTL_MS
+def test_a_failure_that_was_only_reserved_gives_its_units_back_and_bills_nothing(script, client):
+    reserve(client, 5)
+    assert settle(script, billable=False, cost=2, marker=MARKER) == [0, 3]
+    assert (client.get(QUOTA_KEY), client.exists(PENDING_KEY)) == (b"3", 0)
 
 
-def test_a_cost_sample_alone_sets_the_pending_hashs_ttl(script, client):
-    settle(script, billable=False, cost_fields=[(COST_FIELD, 1)])
-    assert PENDING_TTL_MS - 5_000 < client.pttl(PENDING_KEY) <= PENDING_TTL_MS
-
-
-def test_a_billable_request_renews_the_pending_hashs_ttl(script, client):
-    settle(script)
-    client.pexpire(PENDING_KEY, 1_000)
-    settle(script)
-    assert client.pttl(PENDING_KEY) > 1_000
-
-
-def test_cost_fields_are_added_when_billed(script, client):
-    reserve(client, 1)
-    settle(script, cost_fields=[(COST_FIELD, 1), ("c|1800000000|api:echo|bytes_out", 120)])
-    assert pending(client) == {FIELD: 1, COST_FIELD: 1, "c|1800000000|api:echo|bytes_out": 120}
-
-
-def test_cost_fields_are_added_when_not_billed(script, client):
-    reserve(client, 1)
-    settle(script, billable=False, cost_fields=[(COST_FIELD, 1)])
-    assert pending(client) == {COST_FIELD: 1}
+# Requests with an Idempotency-Key: reserved at the check, decided here
 
 
 def test_a_first_request_with_an_idempotency_key_is_billed(script, client):
     reserve(client, 1)
     assert settle(script, marker=MARKER) == [1, 1]
+    assert pending(client) == {FIELD: 1}
+
+
+def test_a_billed_idempotency_request_keeps_its_reservation(script, client):
+    reserve(client, 4)
+    settle(script, cost=3, marker=MARKER)
+    assert (client.get(QUOTA_KEY), pending(client)) == (b"4", {FIELD: 3})
+
+
+def test_billing_an_idempotency_request_sets_the_pending_hash_ttl(script, client):
+    settle(script, marker=MARKER)
+    assert PENDING_TTL_MS - 5_000 < client.pttl(PENDING_KEY) <= PENDING_TTL_MS
+
+
+def test_billing_an_idempotency_request_renews_the_pending_hash_ttl(script, client):
+    settle(script, marker=MARKER)
+    client.pexpire(PENDING_KEY, 1_000)
+    settle(script, marker=idempotency_marker(42, "order-2"))
+    assert client.pttl(PENDING_KEY) > 1_000
 
 
 def test_a_billed_idempotency_key_is_remembered_for_24_hours(script, client):
     settle(script, marker=MARKER)
-    assert IDEMPOTENCY_TTL_SECONDS - 5 < client.ttl(MARKER) <= 24 * 3600
+    assert 24 * 3600 - 5 < client.ttl(MARKER) <= 24 * 3600
 
 
 def test_a_retry_is_not_billed(script, client):
@@ -165,6 +228,14 @@ def test_a_retry_is_not_billed(script, client):
     reserve(client, 2)
     assert settle(script, marker=MARKER) == [0, 1]
     assert pending(client) == {FIELD: 1}
+
+
+def test_a_retry_gives_its_units_back(script, client):
+    reserve(client, 3)
+    settle(script, cost=3, marker=MARKER)
+    reserve(client, 6)
+    settle(script, cost=3, marker=MARKER)
+    assert client.get(QUOTA_KEY) == b"3"
 
 
 def test_a_retry_does_not_extend_the_markers_ttl(script, client):
@@ -184,6 +255,14 @@ def test_a_retry_after_a_failed_first_attempt_is_billed(script, client):
     settle(script, billable=False, marker=MARKER)
     reserve(client, 1)
     assert settle(script, marker=MARKER) == [1, 1]
+    assert pending(client) == {FIELD: 1}
+
+
+def test_the_same_idempotency_key_of_another_customer_is_billed(script, client):
+    settle(script, marker=MARKER)
+    reserve(client, 1, customer_id=43)
+    assert settle(script, marker=idempotency_marker(43, "order-1"), customer_id=43) == [1, 1]
+    assert (pending(client, 42), pending(client, 43)) == ({FIELD: 1}, {FIELD: 1})
 
 
 def test_the_same_idempotency_key_of_another_customer_is_another_marker():

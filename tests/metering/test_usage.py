@@ -279,6 +279,11 @@ def test_the_embedded_backend_does_not_bill_a_400(memory_limiter, key_client, cu
     assert recorded(customer) == 0
 
 
+def test_the_embedded_backend_answers_a_400_with_400(memory_limiter, api_key):
+    client = client_for(api_key.raw_key, raise_request_exception=False)
+    assert client.get(ECHO, TOO_LONG).status_code == 400
+
+
 def test_the_embedded_backend_gives_a_400s_unit_back(memory_limiter, key_client, customer):
     key_client.get(ECHO)
     key_client.get(ECHO, TOO_LONG)
