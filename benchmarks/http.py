@@ -45,7 +45,8 @@ DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 HOST = "127.0.0.1"
 PATH = "/api/v1/echo?msg=hi"
-WORKERS, THREADS = 2, 4
+WORKERS = int(os.environ.get("BENCH_WORKERS", 2))
+THREADS = int(os.environ.get("BENCH_THREADS", 4))
 CONNECTIONS = 16
 SLICES = 3  # per server
 SLICE_SECONDS = 5.0  # so 15 s of load per server
