@@ -22,3 +22,13 @@ def manage_py(*args: str) -> "subprocess.CompletedProcess[str]":
         text=True,
         timeout=60,
     )
+
+
+def stop(process: "subprocess.Popen") -> None:
+    """Terminate a child process, killing it if it does not stop in 15 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)

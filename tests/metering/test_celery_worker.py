@@ -23,6 +23,7 @@ from django_redis import get_redis_connection
 from metering.models import QuotaAlert, UsageRecord
 from metering.tasks import flush_usage_task, send_quota_alert
 from saas.celery import app
+from tests.utils import stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,15 +55,6 @@ def wait_until_ready(process: subprocess.Popen, log: Path) -> None:
             return
         time.sleep(0.1)
     pytest.fail(f"the Celery worker was not ready in {STARTUP_SECONDS} s:\n{log.read_text()}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=15)
 
 
 def delete_queue(queue: str) -> None:

@@ -25,6 +25,7 @@ from apikeys.services import api_key_revoke
 from billing.models import Customer
 from billing.services import tiers_sync
 from metering.limiter import redis_key
+from tests.utils import stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,12 +95,7 @@ def server(django_db_setup, tmp_path_factory):
         wait_until_healthy(process, base_url, log)
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        stop(process)
 
 
 def get(url: str, raw_key: str) -> tuple[int, dict]:

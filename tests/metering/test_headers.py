@@ -1,14 +1,10 @@
 """RateLimit-* and X-RateLimit-* headers: on every response that went through the limiter."""
 
 import math
-import time
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from apikeys.context import invalidate_key_contexts
 from billing.models import Customer
-from metering import throttling
 from metering.limiter import Decision, Limits, Reason
 from metering.middleware import rate_limit_headers
 
@@ -31,21 +27,6 @@ MARCH = Limits(
     period_end=datetime(2026, 4, 1, tzinfo=UTC),
 )
 ONE_MINUTE_BEFORE_APRIL_MS = int(datetime(2026, 3, 31, 23, 59, tzinfo=UTC).timestamp() * 1000)
-
-
-class StoppedClock:
-    def __init__(self, now: float):
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    stopped = StoppedClock(time.time())
-    monkeypatch.setattr(throttling, "time", stopped)
-    return stopped
 
 
 def month_bounds(now: float) -> tuple[float, float]:

@@ -1,7 +1,6 @@
 """Tier enforcement over HTTP: burst, quota, billing standing and Redis failures."""
 
 import math
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +13,6 @@ from apikeys.context import invalidate_key_contexts
 from apikeys.services import api_key_create
 from billing.models import Customer, SubscriptionStatus
 from billing.services import tiers_sync
-from metering import throttling
 
 ECHO = "/api/v1/echo"
 UNREACHABLE_REDIS = {
@@ -24,23 +22,6 @@ UNREACHABLE_REDIS = {
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
     }
 }
-
-
-class StoppedClock:
-    """Stands in for the `time` module in metering.throttling: time moves only when told."""
-
-    def __init__(self, now: float):
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    stopped = StoppedClock(time.time())
-    monkeypatch.setattr(throttling, "time", stopped)
-    return stopped
 
 
 @pytest.fixture
