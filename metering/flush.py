@@ -33,8 +33,9 @@ from apikeys.models import APIKey
 from billing.models import Customer
 
 from .cost import COST_KEY, COST_SNAPSHOT_KEY, cost_aggregator
+from .limiter import pending_key
 from .models import EndpointCost, FlushedBatch, UsageRecord
-from .usage import hour_start, pending_key, snapshot_key
+from .usage import hour_start, snapshot_key
 
 logger = logging.getLogger(__name__)
 
@@ -197,9 +198,6 @@ def flush_owner(client, owner: int | str) -> int:
             moved += sum(fields.values())
         discard_snapshot(client, owner, batch)
     return moved
-
-
-flush_customer = flush_owner
 
 
 def customers_with_pending_usage(client) -> set[int]:

@@ -8,8 +8,9 @@ from django.conf import settings
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
 
+from .limiter import pending_key
 from .models import FlushedBatch, UsageRecord
-from .usage import pending_key, snapshot_key
+from .usage import snapshot_key
 
 
 def _pending_usage_fields(customer_id: int) -> dict[str, int]:

@@ -19,9 +19,7 @@ usage is written to the database at once, since there is no Redis to flush.
 import hashlib
 from datetime import UTC, datetime
 
-from .limiter import Decision, Settlement, SettleRequest, get_limiter, pending_key, redis_key
-
-__all__ = ["pending_key", "settle", "snapshot_key", "hour_start"]
+from .limiter import Decision, Settlement, SettleRequest, get_limiter, redis_key
 
 BILLABLE_STATUSES = range(200, 300)
 UNBILLED_METHODS = frozenset({"HEAD", "OPTIONS"})

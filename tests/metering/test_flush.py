@@ -25,11 +25,11 @@ from metering.flush import (
     read_snapshot,
     take_snapshot,
 )
-from metering.limiter import Limits, get_limiter
+from metering.limiter import Limits, get_limiter, pending_key
 from metering.models import EndpointCost, FlushedBatch, UsageRecord
 from metering.periods import period_bounds
 from metering.selectors import usage_in_period
-from metering.usage import hour_of, pending_key, settle, snapshot_key, usage_field
+from metering.usage import hour_of, settle, snapshot_key, usage_field
 
 STEPS = ["take_snapshot", "read_snapshot", "apply_snapshot", "discard_snapshot"]
 
