@@ -71,6 +71,7 @@ class Limits:
             pending_key(customer_id),
         )
         object.__setattr__(self, "redis_keys", keys)
+        object.__setattr__(self, "period_start_ms", start * 1000)
         object.__setattr__(self, "period_end_ms", int(self.period_end.timestamp() * 1000))
 
 
@@ -93,7 +94,7 @@ class Decision:
 
     @property
     def quota_reset_seconds(self) -> int:
-        return max(0, math.ceil((self.limits.period_end.timestamp() * 1000 - self.now_ms) / 1000))
+        return max(0, math.ceil((self.limits.period_end_ms - self.now_ms) / 1000))
 
     @property
     def burst_reset_seconds(self) -> int:

@@ -121,7 +121,7 @@ def cached_limits_for(context: KeyContext, now_ms: int) -> Limits:
     cached = _limits_cache.get(context.key_id)
     if cached is not None and cached[0] is context:
         limits = cached[1]
-        if limits.period_start.timestamp() * 1000 <= now_ms < limits.period_end.timestamp() * 1000:
+        if limits.period_start_ms <= now_ms < limits.period_end_ms:
             return limits
     limits = limits_for(context, datetime.fromtimestamp(now_ms / 1000, UTC))
     if len(_limits_cache) > 10_000:
