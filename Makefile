@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/saas
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test install install-dev lint clean
+.PHONY: run test install install-dev lint clean vendor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +27,24 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-run: install
+# Front-end assets come from the npm registry (package-lock.json pins them) and
+# are copied into static/vendor/, never served from a CDN nor kept in git. The
+# stamp is the copied file: only a changed package-lock.json rebuilds it.
+VENDOR_JS := static/vendor/chart.umd.min.js
+
+$(VENDOR_JS): package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	mkdir -p $(@D)
+	cp node_modules/chart.js/dist/chart.umd.min.js $@
+
+vendor: $(VENDOR_JS)
+
+run: install vendor
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py sync_tiers
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
-test: install-dev
+test: install-dev vendor
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -42,7 +54,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles node_modules static/vendor
 
 # Benchmarks, one command each (benchmarks/*.py). They need PostgreSQL and Redis
 # on 127.0.0.1 and FLUSH Redis database 10 (override: BENCH_REDIS_URL);
