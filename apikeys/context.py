@@ -59,6 +59,7 @@ class KeyContext:
     quota_period: str
     burst: int
     hard_quota: bool  # False when the tier bills overage instead of refusing
+    overage_ceiling: int | None  # with overage: quota plus the spending cap's units; None: no cap
     billing_period_start: float | None
     billing_period_end: float | None
     suspended_from: float | None  # epoch seconds from which the API answers 402
@@ -85,6 +86,7 @@ class KeyContext:
             quota_period=tier.quota_period,
             burst=customer.burst,
             hard_quota=not tier.has_overage,
+            overage_ceiling=customer.overage_ceiling,
             billing_period_start=_timestamp(customer.current_period_start),
             billing_period_end=_timestamp(customer.current_period_end),
             suspended_from=_timestamp(customer.suspended_from()),

@@ -46,7 +46,12 @@ class Tier(models.Model):
         validators=[MinValueValidator(Decimal("0"))],
         help_text="Price per 1,000 requests over the quota. Empty or 0: a hard limit.",
     )
-    stripe_price_id = models.CharField(max_length=255, blank=True)
+    # Set by the catalog sync (billing.catalog); an operator may also paste them.
+    stripe_product_id = models.CharField(max_length=255, blank=True)
+    stripe_price_id = models.CharField(max_length=255, blank=True, help_text="The flat monthly price.")
+    stripe_overage_price_id = models.CharField(
+        max_length=255, blank=True, help_text="The metered price of usage over the quota."
+    )
     is_public = models.BooleanField(default=True, help_text="Shown on the pricing page.")
     is_active = models.BooleanField(default=True, help_text="Open to new subscriptions.")
     display_order = models.PositiveSmallIntegerField(default=0)
@@ -114,6 +119,22 @@ class Customer(models.Model):
     burst_override = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1)], help_text="Replaces the tier's burst."
     )
+    overage_spending_cap = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Most overage billed per month; at the cap, requests over the quota get 429. Empty: no cap.",
+    )
+    cancel_at_period_end = models.BooleanField(default=False)
+    # Stripe's `created` of the newest event applied to the subscription state:
+    # an older delivery arriving late must not overwrite it.
+    subscription_event_at = models.DateTimeField(null=True, blank=True)
+    # When the current past-due episode began (the grace period counts from
+    # it) and when its one warning email went out.
+    past_due_since = models.DateTimeField(null=True, blank=True)
+    past_due_warned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -126,6 +147,10 @@ class Customer(models.Model):
             models.CheckConstraint(
                 condition=Q(burst_override__isnull=True) | Q(burst_override__gte=1),
                 name="customer_burst_override_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(overage_spending_cap__isnull=True) | Q(overage_spending_cap__gte=0),
+                name="customer_overage_spending_cap_not_negative",
             ),
             models.UniqueConstraint(
                 fields=["stripe_customer_id"],
@@ -160,15 +185,118 @@ class Customer(models.Model):
     def burst(self) -> int:
         return self.burst_override or self.tier.burst
 
+    @property
+    def overage_ceiling(self) -> int | None:
+        """With overage and a spending cap: the most units a period may use
+        (quota plus what the cap buys). None without a cap or without overage."""
+        tier = self.tier
+        if not tier.has_overage or self.overage_spending_cap is None:
+            return None
+        return self.quota + int(self.overage_spending_cap * 1000 / tier.overage_price_per_1000)
+
     def suspended_from(self) -> datetime | None:
         """When API access stops for non-payment (402), or None while in good standing.
 
-        Past due keeps access through a grace period after the unpaid period
-        ended; unpaid or an expired first payment stops it at once.
+        Past due keeps access through a grace period from the first failed
+        payment; unpaid (Stripe gave up retrying) stops it at once.
         """
-        if self.subscription_status in (SubscriptionStatus.UNPAID, SubscriptionStatus.INCOMPLETE_EXPIRED):
+        if self.subscription_status == SubscriptionStatus.UNPAID:
             return self.updated_at
         if self.subscription_status == SubscriptionStatus.PAST_DUE:
-            due_since = self.current_period_end or self.updated_at
+            due_since = self.past_due_since or self.updated_at
             return due_since + timedelta(days=settings.BILLING_GRACE_PERIOD_DAYS)
         return None
+
+
+class EventStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    APPLIED = "applied", "Applied"
+    IGNORED = "ignored", "Ignored"
+    FAILED = "failed", "Failed"
+
+
+class StripeEvent(models.Model):
+    """A verified webhook delivery, stored once by Stripe's event id.
+
+    The unique id is what makes a repeated delivery do nothing more; the
+    status is what an operator reads (and replays) in admin.
+    """
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    livemode = models.BooleanField(default=False)
+    stripe_created = models.DateTimeField(help_text="When Stripe created the event.")
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=EventStatus.choices, default=EventStatus.RECEIVED)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=EventStatus.values), name="stripe_event_status_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.type} {self.stripe_id}"
+
+
+class SyncStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class StripeSync(models.Model):
+    """One outbound change sent to Stripe by a task (catalog, overage report...).
+
+    `idempotency_key` is sent with every attempt, so a retry or a replay from
+    admin never duplicates the side effect in Stripe.
+    """
+
+    operation = models.CharField(max_length=50)
+    target = models.CharField(max_length=255, help_text="What it is about, e.g. tier:pro or customer:12.")
+    arguments = models.JSONField(default=dict)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    status = models.CharField(max_length=10, choices=SyncStatus.choices, default=SyncStatus.PENDING)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "Stripe sync"
+        indexes = [models.Index(fields=["status", "created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=SyncStatus.values), name="stripe_sync_status_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.operation} {self.target}"
+
+
+class OverageReport(models.Model):
+    """Overage units of one customer in one hour, reported to Stripe as one
+    Billing Meter event whose identifier is this row's: re-sending it cannot
+    bill twice."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="overage_reports")
+    hour = models.DateTimeField()
+    units = models.PositiveBigIntegerField()
+    identifier = models.CharField(max_length=100, unique=True)
+    reported_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-hour"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "hour"], name="overage_report_once_per_hour"),
+        ]
+
+    def __str__(self):
+        return f"{self.units} overage units for customer {self.customer_id} at {self.hour:%Y-%m-%d %H:00}"

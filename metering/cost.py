@@ -9,7 +9,9 @@ Endpoint code wraps each outbound call so it is counted:
 
 Samples are aggregated per endpoint and hour (see metering.usage) and priced
 with the unit prices in settings (COST_PER_CPU_MS, COST_PER_KB_OUT,
-COST_PER_THIRD_PARTY_CALL).
+COST_PER_THIRD_PARTY_CALL). Refused requests (429, 402) are counted per
+customer and hour the same way, for the dashboards' refusal rates: a statistic
+too, so it rides along rather than costing a refused request a round trip.
 """
 
 import bisect
@@ -108,8 +110,13 @@ def cost_fields(hour: int, endpoint: str, sample: CostSample) -> dict[str, int]:
     }
 
 
+def refusal_fields(hour: int, customer_id: int, status: int) -> dict[str, int]:
+    return {f"r|{hour}|{customer_id}|{status}": 1}
+
+
 class CostAggregator:
-    """Sums cost samples in process and writes them out every few seconds.
+    """Sums cost samples (and refusal counts) in process and writes them out
+    every few seconds.
 
     A baseline is a statistic: losing a few seconds of samples when a process
     dies is an accepted price for keeping Redis off the request path.
@@ -123,8 +130,14 @@ class CostAggregator:
         self._lock = threading.Lock()
 
     def add(self, hour: int, endpoint: str, sample: CostSample) -> None:
+        self._add_fields(cost_fields(hour, endpoint, sample))
+
+    def add_refusal(self, hour: int, customer_id: int, status: int) -> None:
+        self._add_fields(refusal_fields(hour, customer_id, status))
+
+    def _add_fields(self, fields: dict[str, int]) -> None:
         with self._lock:
-            for name, value in cost_fields(hour, endpoint, sample).items():
+            for name, value in fields.items():
                 self._fields[name] += value
         if self._clock() - self._flushed_at >= self.interval:
             self.flush()

@@ -34,7 +34,7 @@ from billing.models import Customer
 
 from .cost import COST_KEY, COST_SNAPSHOT_KEY, cost_aggregator
 from .limiter import pending_key
-from .models import EndpointCost, FlushedBatch, UsageRecord
+from .models import EndpointCost, FlushedBatch, RefusalRecord, UsageRecord
 from .usage import hour_start, snapshot_key
 
 logger = logging.getLogger(__name__)
@@ -107,17 +107,33 @@ def _subtract_usage(rows: list[tuple]) -> None:
 
 
 def add_cost_fields(fields: dict[str, int]) -> None:
-    """Add `c|<hour>|<endpoint>|<metric>` totals to EndpointCost."""
-    rows = []
+    """Add `c|<hour>|<endpoint>|<metric>` totals to EndpointCost and
+    `r|<hour>|<customer id>|<status>` refusal counts to RefusalRecord."""
+    rows, refusals = [], {}
     for name, value in fields.items():
-        _, hour, endpoint, metric = name.split("|")
-        rows.append((endpoint, hour_start(int(hour)), metric, int(value)))
+        kind, hour, owner, metric = name.split("|")
+        if kind == "r":
+            refusals[(int(owner), hour_start(int(hour)), int(metric))] = int(value)
+        else:
+            rows.append((owner, hour_start(int(hour)), metric, int(value)))
+    _add_refusals(refusals)
     _upsert(
         EndpointCost._meta.db_table,
         ["endpoint", "hour", "metric", "value"],
         ["endpoint", "hour", "metric"],
         "value",
         rows,
+    )
+
+
+def _add_refusals(refusals: dict[tuple, int]) -> None:
+    known = set(Customer.objects.filter(pk__in={c for c, _, _ in refusals}).values_list("pk", flat=True))
+    _upsert(
+        RefusalRecord._meta.db_table,
+        ["customer_id", "hour", "status", "count"],
+        ["customer_id", "hour", "status"],
+        "count",
+        [(customer, hour, status, count) for (customer, hour, status), count in refusals.items() if customer in known],
     )
 
 

@@ -60,6 +60,16 @@ class Limits:
     period_start: datetime
     period_end: datetime
     hard_quota: bool = True  # False: over-quota requests are admitted as overage
+    # With overage: the most units admitted in the period (quota plus what the
+    # customer's spending cap buys), or None for no cap.
+    overage_ceiling: int | None = None
+
+    @property
+    def ceiling(self) -> int:
+        """Most units admitted in the period; -1 for no limit."""
+        if self.hard_quota:
+            return self.quota
+        return -1 if self.overage_ceiling is None else self.overage_ceiling
 
     def __post_init__(self):
         # Derived once: a Limits lives for a whole period in the throttle's cache,
@@ -154,7 +164,7 @@ def _script_args(
         limits.quota,
         cost,
         quota_ttl_ms,
-        int(limits.hard_quota),
+        limits.ceiling,
         -1 if seed is None else seed,
         bill_field or "",
         PENDING_TTL_MS,
@@ -236,7 +246,7 @@ class MemoryLimiter:
         bill_field: str | None = None,
     ) -> Decision:
         (burst_key, counter_key, _), args = _script_args(limits, cost, now_ms, seed, bill_field)
-        _, burst, quota, cost, quota_ttl, hard, *_ = args
+        _, burst, quota, cost, quota_ttl, ceiling, *_ = args
         # Whole ticks of 1/burst ms ahead of now, as in the script (see there why).
         window = BURST_WINDOW_MS * burst
         with self._lock:
@@ -251,7 +261,7 @@ class MemoryLimiter:
             if new_ahead > window:
                 wait = math.ceil((new_ahead - window) / burst)
                 return Decision(limits, now_ms, Reason.BURST, used, remaining, wait)
-            if hard and used + cost > quota:
+            if ceiling >= 0 and used + cost > ceiling:
                 return Decision(limits, now_ms, Reason.QUOTA, used, remaining, math.ceil(ahead / burst))
             wait = math.ceil(new_ahead / burst)
             # Rounded as the script's %.3f string is, so both backends decide alike.

@@ -20,6 +20,7 @@ form) plus the common X-RateLimit-* trio:
 import logging
 import math
 import random
+import time
 from dataclasses import replace
 
 from django.conf import settings
@@ -67,6 +68,8 @@ class MeteringMiddleware:
         response = self.get_response(request)
         sample = meter.finish(response) if meter else None
         metered: MeteredRequest | None = getattr(request, METERING_ATTRIBUTE, None)
+        if response.status_code in REFUSAL_STATUSES:
+            _count_refusal(request, response.status_code)
         if metered is None:
             return response
         decision = metered.decision
@@ -77,6 +80,16 @@ class MeteringMiddleware:
         for name, value in rate_limit_headers(decision).items():
             response[name] = value
         return response
+
+
+REFUSAL_STATUSES = frozenset({402, 429})
+
+
+def _count_refusal(request, status: int) -> None:
+    context = getattr(request, "auth", None)  # DRF copies its auth onto the Django request
+    customer_id = getattr(context, "customer_id", None)
+    if customer_id is not None:
+        cost_aggregator.add_refusal(hour_of(int(time.time() * 1000)), customer_id, status)
 
 
 def _settle(request, response, metered: MeteredRequest) -> Decision:

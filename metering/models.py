@@ -85,3 +85,23 @@ class QuotaAlert(models.Model):
 
     def __str__(self):
         return f"{self.threshold}% alert to customer {self.customer_id} for {self.period_start:%Y-%m-%d}"
+
+
+class RefusalRecord(models.Model):
+    """API requests refused to one customer in one hour (UTC), by status:
+    429 (burst or quota) or 402 (billing). For the dashboards' refusal rates;
+    refused requests are never billed."""
+
+    customer = models.ForeignKey("billing.Customer", on_delete=models.CASCADE, related_name="refusals")
+    hour = models.DateTimeField(help_text="Start of the UTC hour.")
+    status = models.PositiveSmallIntegerField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "hour", "status"], name="refusal_record_unique"),
+        ]
+        indexes = [models.Index(fields=["hour"])]
+
+    def __str__(self):
+        return f"{self.customer_id} {self.hour:%Y-%m-%d %H:00} {self.status}: {self.count}"

@@ -72,6 +72,7 @@ def limits_for(context: KeyContext, now: datetime) -> Limits:
         period_start=start,
         period_end=end,
         hard_quota=context.hard_quota,
+        overage_ceiling=context.overage_ceiling,
     )
 
 
@@ -80,6 +81,12 @@ def rate_limited_error(decision: Decision) -> RateLimited:
     if decision.reason == Reason.BURST:
         code, limit, window = "burst_limit_exceeded", limits.burst, "second"
         detail = f"More than {limits.burst} requests in one second."
+    elif not limits.hard_quota:
+        code, limit, window = "spending_cap_reached", limits.ceiling, "period"
+        detail = (
+            f"The overage spending cap is reached ({limits.ceiling} requests this period, "
+            "quota included). Raise the cap on the dashboard."
+        )
     else:
         code, limit, window = "quota_exceeded", limits.quota, "period"
         detail = f"The quota of {limits.quota} requests for this period is used up."

@@ -9,7 +9,9 @@
 -- ARGV[3]  quota, units per period (>= 1)
 -- ARGV[4]  cost of this request, units (>= 1)
 -- ARGV[5]  ms until the quota counter may expire (period end plus slack)
--- ARGV[6]  "1" to deny over quota (hard limit), "0" to admit it as overage
+-- ARGV[6]  ceiling: most units admitted in the period; the quota on a hard
+--          tier, quota plus the spending cap's units on an overage tier with
+--          a cap, "-1" for overage without a cap
 -- ARGV[7]  seed for a missing quota counter: units already used this period
 --          according to the database, or "-1" to ask the caller for one
 -- ARGV[8]  usage field "u|<hour>|<key id>|<endpoint>" to bill the units to now,
@@ -47,7 +49,7 @@ local burst = tonumber(ARGV[2])
 local quota = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
 local quota_ttl = tonumber(ARGV[5])
-local hard = ARGV[6] == "1"
+local ceiling = tonumber(ARGV[6])
 local window = 1000 * burst  -- one second, in ticks
 
 local tat = tonumber(redis.call("GET", KEYS[1])) or now
@@ -66,7 +68,7 @@ end
 if new_ahead > window then
   return {0, 1, used, math.floor((window - ahead) / 1000), math.ceil((new_ahead - window) / burst)}
 end
-if hard and used + cost > quota then
+if ceiling >= 0 and used + cost > ceiling then
   return {0, 2, used, math.floor((window - ahead) / 1000), math.ceil(ahead / burst)}
 end
 

@@ -21,7 +21,9 @@ NOW_MS = 1_800_000_000_000
 SECONDS_TO_MONTH_END = 16 * 86_400 + 16 * 3_600
 
 
-def make_limits(*, customer_id=1, burst=5, quota=1_000, period="month", now_ms=NOW_MS, hard_quota=True):
+def make_limits(
+    *, customer_id=1, burst=5, quota=1_000, period="month", now_ms=NOW_MS, hard_quota=True, overage_ceiling=None
+):
     start, end = period_bounds(period, datetime.fromtimestamp(now_ms / 1000, UTC))
     return Limits(
         customer_id=customer_id,
@@ -30,6 +32,7 @@ def make_limits(*, customer_id=1, burst=5, quota=1_000, period="month", now_ms=N
         period_start=start,
         period_end=end,
         hard_quota=hard_quota,
+        overage_ceiling=overage_ceiling,
     )
 
 
@@ -52,6 +55,7 @@ def key_context(*, key_id, customer_id):
         quota_period="month",
         burst=100,
         hard_quota=True,
+        overage_ceiling=None,
         billing_period_start=None,
         billing_period_end=None,
         suspended_from=None,
@@ -193,6 +197,17 @@ def test_a_soft_quota_keeps_counting_the_overage(limiter):
     admitted(limiter, limits, 4)
     decision = limiter.check(limits, now_ms=NOW_MS)
     assert (decision.quota_used, decision.quota_remaining) == (5, 0)
+
+
+def test_a_spending_cap_stops_the_overage_at_its_ceiling(limiter):
+    limits = make_limits(burst=100, quota=3, hard_quota=False, overage_ceiling=5)
+    assert admitted(limiter, limits, 8) == 5
+    decision = limiter.check(limits, now_ms=NOW_MS)
+    assert (decision.admitted, decision.reason, decision.quota_used) == (False, Reason.QUOTA, 5)
+
+
+def test_a_spending_cap_of_zero_makes_the_quota_hard(limiter):
+    assert admitted(limiter, make_limits(burst=100, quota=3, hard_quota=False, overage_ceiling=3), 5) == 3
 
 
 def test_a_soft_quota_still_enforces_the_burst(limiter):

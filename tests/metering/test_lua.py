@@ -1,7 +1,7 @@
 """metering/lua/check_and_reserve.lua, called directly with redis-py (EVALSHA).
 
 KEYS: burst TAT, quota counter, the customer's pending usage hash. ARGV: now ms,
-burst, quota, cost, quota TTL ms, hard ("1"/"0"), seed, usage field to bill
+burst, quota, cost, quota TTL ms, ceiling (quota, or -1 for overage), seed, usage field to bill
 ("" to only reserve), pending TTL ms.
 Returns {admitted, reason, used, burst_remaining, wait_ms}.
 """
@@ -37,7 +37,8 @@ def script(client):
 
 
 def call(script, *, now=NOW_MS, burst=5, quota=1_000, cost=1, hard=1, seed=0, bill=""):
-    args = [now, burst, quota, cost, END_MS - now + 60_000, hard, seed, bill, PENDING_TTL_MS]
+    ceiling = quota if hard else -1
+    args = [now, burst, quota, cost, END_MS - now + 60_000, ceiling, seed, bill, PENDING_TTL_MS]
     return script(keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY], args=args)
 
 

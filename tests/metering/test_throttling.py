@@ -233,13 +233,13 @@ def test_an_unpaid_customer_gets_402_pointing_to_the_billing_page(key_client, cu
 
 def test_a_customer_past_due_beyond_the_grace_period_gets_402(key_client, customer, set_limits):
     overdue = timezone.now() - timedelta(days=settings.BILLING_GRACE_PERIOD_DAYS, hours=1)
-    set_limits(customer, subscription_status=SubscriptionStatus.PAST_DUE, current_period_end=overdue)
+    set_limits(customer, subscription_status=SubscriptionStatus.PAST_DUE, past_due_since=overdue)
     assert key_client.get(ECHO).status_code == 402
 
 
 def test_a_customer_past_due_within_the_grace_period_is_served(key_client, customer, set_limits):
     due = timezone.now() - timedelta(days=settings.BILLING_GRACE_PERIOD_DAYS - 1)
-    set_limits(customer, subscription_status=SubscriptionStatus.PAST_DUE, current_period_end=due)
+    set_limits(customer, subscription_status=SubscriptionStatus.PAST_DUE, past_due_since=due)
     assert key_client.get(ECHO).status_code == 200
 
 
