@@ -1,6 +1,7 @@
 """Reads for API keys."""
 
 from django.conf import settings
+from django.db.models import F, QuerySet
 
 from . import keys
 from .models import APIKey
@@ -19,3 +20,10 @@ def api_key_get_by_raw(raw_key: str) -> APIKey | None:
     if api_key is None or not keys.verify_key(raw_key, api_key.hashed_key, settings.API_KEY_PEPPER):
         return None
     return api_key
+
+
+def api_keys_of_customer(*, customer_id: int) -> QuerySet[APIKey]:
+    """A customer's keys, newest first: active ones, then revoked or expired."""
+    return APIKey.objects.filter(customer_id=customer_id).order_by(
+        F("revoked_at").desc(nulls_first=True), "-created_at"
+    )

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -12,11 +13,16 @@ from saas.errors import AppError
 
 from . import keys
 from .context import invalidate_key_contexts
-from .models import APIKey
+from .models import APIKey, KeyStatus
 
 
 class InvalidKeyName(AppError):
     code = "invalid_key_name"
+
+
+class KeyNotActive(AppError):
+    status_code = 409
+    code = "key_not_active"
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,25 @@ def api_key_revoke(*, api_key: APIKey) -> bool:
         api_key.revoked_at = now
         invalidate_key_contexts()
     return bool(updated)
+
+
+@transaction.atomic
+def api_key_rotate(*, api_key: APIKey) -> CreatedKey:
+    """Replace an active key: a new key with its name, scopes and expiry, and
+    the old one revoked, both or neither.
+
+    The revocation's conditional UPDATE goes first and decides: of two
+    concurrent rotations of one key, the second finds it revoked and makes
+    nothing.
+    """
+    if api_key.status() != KeyStatus.ACTIVE or not api_key_revoke(api_key=api_key):
+        raise KeyNotActive(f"The key {api_key.prefix}… is revoked or expired; create a new key instead.")
+    return api_key_create(
+        customer=api_key.customer,
+        name=api_key.name,
+        expires_at=api_key.expires_at,
+        scopes=list(api_key.scopes),
+    )
 
 
 def api_keys_record_use(*, last_used: dict[int, float]) -> None:

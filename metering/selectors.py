@@ -6,10 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Sum
-from django.db.models.functions import TruncDate
+
+from billing.models import Customer
 
 from .limiter import pending_key
-from .models import FlushedBatch, UsageRecord
+from .models import FlushedBatch, RefusalRecord, UsageRecord
+from .periods import period_bounds
 from .usage import snapshot_key
 
 
@@ -37,6 +39,26 @@ def _pending_usage_fields(customer_id: int) -> dict[str, int]:
     return fields
 
 
+def usage_by_hour(*, customer_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
+    """Billable units by UTC hour from `start` to `end`, exact up to the last
+    settled request. Usage is kept by the hour, so a `start` inside an hour (a
+    billing anchor) counts that whole hour."""
+    first_hour = start.replace(minute=0, second=0, microsecond=0)
+    by_hour: dict[datetime, int] = defaultdict(int)
+    stored = (
+        UsageRecord.objects.filter(customer_id=customer_id, hour__gte=first_hour, hour__lt=end)
+        .values("hour")
+        .annotate(units=Sum("count"))
+    )
+    for row in stored:
+        by_hour[row["hour"].astimezone(UTC)] += row["units"]
+    for name, units in _pending_usage_fields(customer_id).items():
+        hour = datetime.fromtimestamp(int(name.split("|")[1]), UTC)
+        if first_hour <= hour < end:
+            by_hour[hour] += units
+    return dict(by_hour)
+
+
 @dataclass(frozen=True)
 class UsageInPeriod:
     total: int
@@ -44,26 +66,37 @@ class UsageInPeriod:
 
 
 def usage_in_period(*, customer_id: int, start: datetime, end: datetime) -> UsageInPeriod:
-    """Billable units from `start` to `end`, exact up to the last settled request.
-
-    Usage is kept by UTC hour, so a period that starts inside an hour (a
-    billing anchor) counts that whole hour.
-    """
-    first_hour = start.replace(minute=0, second=0, microsecond=0)
+    """Billable units from `start` to `end`, in total and by UTC day (see usage_by_hour)."""
     by_day: dict[date, int] = defaultdict(int)
-    stored = (
-        UsageRecord.objects.filter(customer_id=customer_id, hour__gte=first_hour, hour__lt=end)
-        .annotate(day=TruncDate("hour", tzinfo=UTC))
-        .values("day")
-        .annotate(units=Sum("count"))
-    )
-    for row in stored:
-        by_day[row["day"]] += row["units"]
-    for name, units in _pending_usage_fields(customer_id).items():
-        hour = datetime.fromtimestamp(int(name.split("|")[1]), UTC)
-        if first_hour <= hour < end:
-            by_day[hour.date()] += units
+    for hour, units in usage_by_hour(customer_id=customer_id, start=start, end=end).items():
+        by_day[hour.date()] += units
     return UsageInPeriod(total=sum(by_day.values()), by_day=dict(by_day))
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """A customer's quota period and what they used of it: the usage API's
+    body and the dashboard's figures, computed once for both."""
+
+    quota: int
+    period_start: datetime
+    period_end: datetime
+    used: int
+    daily: list[tuple[date, int]]  # every day of the period up to today, zeros included
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.quota - self.used)
+
+
+def usage_summary(
+    *, customer_id: int, quota: int, period_start: datetime, period_end: datetime, now: datetime
+) -> UsageSummary:
+    usage = usage_in_period(customer_id=customer_id, start=period_start, end=period_end)
+    today = now.astimezone(UTC).date()
+    days = [day for day in days_between(period_start, period_end) if day <= today]
+    daily = [(day, usage.by_day.get(day, 0)) for day in days]
+    return UsageSummary(quota, period_start, period_end, usage.total, daily)
 
 
 def days_between(start: datetime, end: datetime) -> list[date]:
@@ -72,3 +105,25 @@ def days_between(start: datetime, end: datetime) -> list[date]:
         days.append(day)
         day += timedelta(days=1)
     return days
+
+
+def customer_usage_summary(*, customer: Customer, now: datetime) -> UsageSummary:
+    """usage_summary for the customer's current quota period (the same bounds
+    the limiter uses: metering.periods.period_bounds)."""
+    start, end = period_bounds(
+        customer.tier.quota_period, now, customer.current_period_start, customer.current_period_end
+    )
+    return usage_summary(
+        customer_id=customer.pk, quota=customer.quota, period_start=start, period_end=end, now=now
+    )
+
+
+def refusals_by_hour(*, customer_id: int, start: datetime, end: datetime) -> dict[tuple[datetime, int], int]:
+    """Refused API requests by (UTC hour, status): 429 and 402. Counted per
+    process and moved to PostgreSQL by the usage flush, so they lag it."""
+    rows = (
+        RefusalRecord.objects.filter(customer_id=customer_id, hour__gte=start, hour__lt=end)
+        .values("hour", "status")
+        .annotate(refused=Sum("count"))
+    )
+    return {(row["hour"].astimezone(UTC), row["status"]): row["refused"] for row in rows}

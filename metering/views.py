@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .selectors import days_between, usage_in_period
+from .selectors import usage_summary
 from .serializers import UsageSerializer
 from .throttling import limits_for
 
@@ -17,25 +17,24 @@ class UsageView(APIView):
     @extend_schema(responses=UsageSerializer)
     def get(self, request):
         context = request.auth
-        limits = limits_for(context, datetime.now(UTC))
-        usage = usage_in_period(
-            customer_id=context.customer_id, start=limits.period_start, end=limits.period_end
+        now = datetime.now(UTC)
+        limits = limits_for(context, now)
+        summary = usage_summary(
+            customer_id=context.customer_id,
+            quota=limits.quota,
+            period_start=limits.period_start,
+            period_end=limits.period_end,
+            now=now,
         )
-        today = datetime.now(UTC).date()
-        daily = [
-            {"date": day, "used": usage.by_day.get(day, 0)}
-            for day in days_between(limits.period_start, limits.period_end)
-            if day <= today
-        ]
         body = {
             "tier": context.tier_slug,
-            "quota": limits.quota,
+            "quota": summary.quota,
             "quota_period": context.quota_period,
-            "period_start": limits.period_start,
-            "period_end": limits.period_end,
-            "used": usage.total,
-            "remaining": max(0, limits.quota - usage.total),
+            "period_start": summary.period_start,
+            "period_end": summary.period_end,
+            "used": summary.used,
+            "remaining": summary.remaining,
             "burst": limits.burst,
-            "daily": daily,
+            "daily": [{"date": day, "used": used} for day, used in summary.daily],
         }
         return Response(UsageSerializer(body).data)

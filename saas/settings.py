@@ -54,6 +54,9 @@ INSTALLED_APPS = [
     "apikeys",
     "metering",
     "api",
+    "allauth",
+    "allauth.account",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -64,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "metering.middleware.MeteringMiddleware",
 ]
@@ -135,6 +139,32 @@ WHITENOISE_USE_FINDERS = True
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
+
+# Accounts (django-allauth): sign-up and login by email and password. The
+# email must be verified before the first API key (accounts.views enforces
+# it); login does not wait for it, so a new user lands on the dashboard.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "optional"
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Tiered API] "
+# Attempts per client IP, counted in the default cache (Redis when REDIS_URL
+# is set; per process otherwise). Failed logins are also limited per account.
+ACCOUNT_RATE_LIMITS = {
+    "signup": env.str("SIGNUP_RATE_LIMIT", default="10/h/ip"),
+    "login": env.str("LOGIN_RATE_LIMIT", default="30/m/ip"),
+    "login_failed": "10/m/ip,5/5m/key",
+}
+# Behind a proxy every request comes from the proxy: count the proxies you
+# run so allauth reads the client's address from X-Forwarded-For.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "dashboard:index"
 
 # Celery: with no broker configured, tasks run in the calling process.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")

@@ -11,6 +11,9 @@ handler500 = "saas.views.server_error"
 
 urlpatterns = [
     path("", views.landing, name="landing"),
+    path("pricing/", views.pricing, name="pricing"),
+    path("accounts/", include("allauth.urls")),
+    path("dashboard/", include("accounts.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/usage", UsageView.as_view(), name="usage"),

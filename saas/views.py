@@ -14,6 +14,12 @@ def landing(request):
     return render(request, "landing.html", {"tiers": tiers_public()})
 
 
+@require_safe
+def pricing(request):
+    # Read on every request, not cached: a tier edited in admin shows at once.
+    return render(request, "pricing.html", {"tiers": tiers_public()})
+
+
 @never_cache
 @require_safe
 def healthz(request):
