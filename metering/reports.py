@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from billing.models import QuotaPeriod, SubscriptionStatus, Tier
@@ -88,6 +88,7 @@ class TierMargin:
     cost_at_full_quota: Decimal  # per customer per month
     ratio: Decimal | None  # price / cost; None when nothing has been measured
     customers: int
+    cost_per_request: Decimal | None = None  # at the tier's endpoint mix; None when unmeasured
 
     @property
     def is_paid(self) -> bool:
@@ -129,14 +130,18 @@ def tier_margins(*, since=None, prices: UnitPrices | None = None) -> list[TierMa
     ):
         usage_by_tier[row["customer__tier_id"]][row["endpoint"]] = row["units"]
     margins = []
-    for tier in Tier.objects.all():
+    # Counted in the same query as the tiers: one query whatever the number of tiers.
+    # Django drops Meta.ordering from GROUP BY queries, so it is asked for again.
+    tiers = Tier.objects.annotate(
+        _customers=Count("customers", filter=~Q(customers__subscription_status=SubscriptionStatus.CANCELED))
+    ).order_by(*Tier._meta.ordering)
+    for tier in tiers:
         per_request = _cost_per_request(usage_by_tier.get(tier.pk) or overall_mix, costs)
         monthly_units = tier.quota * PERIODS_PER_MONTH[tier.quota_period]
         cost = (per_request or Decimal(0)) * monthly_units
         # Rounded down: a ratio of 2.996 must not read (and pass) as 3.00.
         ratio = (tier.price / cost).quantize(Decimal("0.01"), rounding=ROUND_DOWN) if cost else None
-        customers = tier.customers.exclude(subscription_status=SubscriptionStatus.CANCELED).count()
-        margins.append(TierMargin(tier, monthly_units, cost, ratio, customers))
+        margins.append(TierMargin(tier, monthly_units, cost, ratio, tier._customers, per_request))
     return margins
 
 
