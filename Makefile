@@ -44,7 +44,16 @@ run: install vendor
 	$(BIN)/python manage.py sync_tiers
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
-test: install-dev vendor
+# The browser tests (tests/web/test_browser.py) drive Debian's chromium through
+# Playwright: installed from apt when missing, never a browser Playwright downloads.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+test: install-dev vendor $(CHROMIUM)
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -1,9 +1,12 @@
+from datetime import timedelta
+
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from apikeys.models import APIKey, KeyStatus
 from apikeys.selectors import api_key_get_by_raw
-from apikeys.services import InvalidKeyName, api_key_create, api_key_revoke
+from apikeys.services import InvalidKeyName, KeyNotActive, api_key_create, api_key_revoke, api_key_rotate
 
 
 def test_creating_a_key_returns_the_raw_key_once_and_stores_its_hash(customer):
@@ -61,3 +64,34 @@ def test_the_status_follows_revocation_and_expiry(api_key, revoked_key, expired_
         "old laptop": KeyStatus.REVOKED,
         "temporary": KeyStatus.EXPIRED,
     }
+
+
+def test_rotating_revokes_the_key_and_makes_one_with_its_name_scopes_and_expiry(api_key):
+    future = timezone.now() + timedelta(days=30)
+    APIKey.objects.filter(pk=api_key.api_key.pk).update(scopes=["api", "reports"], expires_at=future)
+    old = APIKey.objects.get(pk=api_key.api_key.pk)
+    created = api_key_rotate(api_key=old)
+    assert APIKey.objects.get(pk=old.pk).status() == KeyStatus.REVOKED
+    new = created.api_key
+    assert (new.name, new.scopes, new.expires_at, new.customer_id) == (
+        "laptop",
+        ["api", "reports"],
+        future,
+        old.customer_id,
+    )
+    assert api_key_get_by_raw(created.raw_key) == new
+
+
+def test_a_revoked_or_expired_key_is_not_rotated(revoked_key, expired_key):
+    for created in (revoked_key, expired_key):
+        with pytest.raises(KeyNotActive):
+            api_key_rotate(api_key=APIKey.objects.get(pk=created.api_key.pk))
+    assert APIKey.objects.count() == 2
+
+
+def test_rotating_a_key_already_revoked_elsewhere_makes_nothing(api_key):
+    stale = APIKey.objects.get(pk=api_key.api_key.pk)  # read before another request revoked it
+    api_key_revoke(api_key=APIKey.objects.get(pk=api_key.api_key.pk))
+    with pytest.raises(KeyNotActive):
+        api_key_rotate(api_key=stale)
+    assert APIKey.objects.count() == 1
