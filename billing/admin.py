@@ -4,7 +4,8 @@ from django.db.models import Count
 from apikeys.admin import InvalidatesKeyContexts
 from metering.reports import tier_margin_warning
 
-from .models import Customer, Tier
+from .models import Customer, EventStatus, OverageReport, StripeEvent, StripeSync, SyncStatus, Tier
+from .tasks import apply_stripe_event, catalog_sync_queue, queue_after_commit, run_stripe_sync
 
 
 @admin.register(Tier)
@@ -29,7 +30,19 @@ class TierAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
     readonly_fields = ("created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("slug", "name", "is_public", "is_active", "display_order")}),
-        ("Price", {"fields": ("price", "currency", "overage_price_per_1000", "stripe_price_id")}),
+        (
+            "Price",
+            {
+                "fields": (
+                    "price",
+                    "currency",
+                    "overage_price_per_1000",
+                    "stripe_product_id",
+                    "stripe_price_id",
+                    "stripe_overage_price_id",
+                )
+            },
+        ),
         ("Limits", {"fields": ("quota", "quota_period", "burst")}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
@@ -44,6 +57,8 @@ class TierAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         self._warn_about_margin(request, obj)
+        if catalog_sync_queue(obj) is not None:
+            self.message_user(request, f"Stripe catalog sync of {obj.name} queued (see Stripe syncs).")
 
     def _warn_about_margin(self, request, tier):
         # A warning, not a block: an operator may price a tier low on purpose.
@@ -77,7 +92,7 @@ class CustomerAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
     date_hierarchy = "created_at"
     fieldsets = (
         (None, {"fields": ("user", "tier")}),
-        ("Negotiated limits", {"fields": ("quota_override", "burst_override")}),
+        ("Negotiated limits", {"fields": ("quota_override", "burst_override", "overage_spending_cap")}),
         (
             "Stripe",
             {
@@ -87,6 +102,10 @@ class CustomerAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
                     "subscription_status",
                     "current_period_start",
                     "current_period_end",
+                    "cancel_at_period_end",
+                    "past_due_since",
+                    "past_due_warned_at",
+                    "subscription_event_at",
                 )
             },
         ),
@@ -96,3 +115,58 @@ class CustomerAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
     @admin.display(description="email", ordering="user__email")
     def user_email(self, customer):
         return customer.user.email
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    list_display = ("stripe_id", "type", "status", "attempts", "stripe_created", "created_at", "processed_at")
+    list_filter = ("status", "type", "livemode")
+    search_fields = ("stripe_id", "type", "error")
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in StripeEvent._meta.fields]
+    actions = ["replay"]
+
+    def has_add_permission(self, request):
+        return False  # events come from Stripe only
+
+    @admin.action(description="Replay the selected events (apply them again)")
+    def replay(self, request, queryset):
+        for event in queryset:
+            StripeEvent.objects.filter(pk=event.pk).update(status=EventStatus.RECEIVED, error="")
+            queue_after_commit(apply_stripe_event, event.pk)
+        self.message_user(request, f"{queryset.count()} event(s) queued to be applied again.")
+
+
+@admin.register(StripeSync)
+class StripeSyncAdmin(admin.ModelAdmin):
+    list_display = ("operation", "target", "status", "attempts", "created_at", "updated_at")
+    list_filter = ("status", "operation")
+    search_fields = ("target", "idempotency_key", "error")
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in StripeSync._meta.fields]
+    actions = ["replay"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Replay the selected syncs (same idempotency key: no duplicates in Stripe)")
+    def replay(self, request, queryset):
+        replayable = queryset.exclude(status=SyncStatus.SUCCEEDED)
+        count = replayable.count()
+        for sync in replayable:
+            StripeSync.objects.filter(pk=sync.pk).update(status=SyncStatus.PENDING, error="")
+            queue_after_commit(run_stripe_sync, sync.pk)
+        self.message_user(request, f"{count} sync(s) queued again; succeeded ones are left alone.")
+
+
+@admin.register(OverageReport)
+class OverageReportAdmin(admin.ModelAdmin):
+    list_display = ("customer", "hour", "units", "identifier", "reported_at")
+    list_filter = ("reported_at",)
+    list_select_related = ("customer__user",)
+    search_fields = ("identifier", "customer__user__email")
+    date_hierarchy = "hour"
+    readonly_fields = [field.name for field in OverageReport._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -125,7 +125,7 @@ class Customer(models.Model):
         null=True,
         blank=True,
         validators=[MinValueValidator(Decimal("0"))],
-        help_text="Most overage billed per month; at the cap, requests over the quota get 429. Empty: no cap.",
+        help_text="Most overage billed per month; at the cap, requests over the quota get 429. Empty: none.",
     )
     cancel_at_period_end = models.BooleanField(default=False)
     # Stripe's `created` of the newest event applied to the subscription state:
@@ -237,7 +237,9 @@ class StripeEvent(models.Model):
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "created_at"])]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=EventStatus.values), name="stripe_event_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=EventStatus.values), name="stripe_event_status_valid"
+            ),
         ]
 
     def __str__(self):
@@ -273,7 +275,9 @@ class StripeSync(models.Model):
         verbose_name = "Stripe sync"
         indexes = [models.Index(fields=["status", "created_at"])]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=SyncStatus.values), name="stripe_sync_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=SyncStatus.values), name="stripe_sync_status_valid"
+            ),
         ]
 
     def __str__(self):

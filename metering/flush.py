@@ -133,7 +133,7 @@ def _add_refusals(refusals: dict[tuple, int]) -> None:
         ["customer_id", "hour", "status", "count"],
         ["customer_id", "hour", "status"],
         "count",
-        [(customer, hour, status, count) for (customer, hour, status), count in refusals.items() if customer in known],
+        [(customer, *rest, count) for (customer, *rest), count in refusals.items() if customer in known],
     )
 
 

@@ -180,6 +180,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "metering.tasks.flush_usage_task",
         "schedule": env.float("USAGE_FLUSH_SECONDS", default=60.0),
     },
+    "report-overage": {
+        "task": "billing.tasks.report_overage_task",
+        "schedule": env.float("OVERAGE_REPORT_SECONDS", default=3600.0),
+    },
+    "reconcile-subscriptions": {
+        "task": "billing.tasks.reconcile_subscriptions_task",
+        "schedule": env.float("STRIPE_RECONCILE_SECONDS", default=6 * 3600.0),
+    },
 }
 
 # Cost baselines: unit prices (USD) and the share of requests measured.
@@ -196,6 +204,12 @@ STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_API_VERSION = "2026-10-28.endive"
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
+# The Billing Meter that overage usage is reported to (created by sync_tiers).
+STRIPE_METER_EVENT_NAME = env.str("STRIPE_METER_EVENT_NAME", default="api_overage_requests")
+# Task retries against Stripe: exponential backoff with jitter, bounded.
+STRIPE_TASK_MAX_RETRIES = env.int("STRIPE_TASK_MAX_RETRIES", default=6)
+STRIPE_TASK_BACKOFF_MAX_SECONDS = env.int("STRIPE_TASK_BACKOFF_MAX_SECONDS", default=600)
 
 # Enforcement. Fail closed by default: with Redis unreachable the API answers
 # 503 rather than serving unmetered traffic; fail-open admits it instead.
@@ -206,7 +220,7 @@ RATE_LIMIT_UNAVAILABLE_RETRY_AFTER = env.int("RATE_LIMIT_UNAVAILABLE_RETRY_AFTER
 KEY_CONTEXT_TTL_SECONDS = env.float("KEY_CONTEXT_TTL_SECONDS", default=1.0)
 BILLING_GRACE_PERIOD_DAYS = env.int("BILLING_GRACE_PERIOD_DAYS", default=7)
 # Where a 402 sends the customer to settle their bill.
-BILLING_PAGE_PATH = env.str("BILLING_PAGE_PATH", default="/")
+BILLING_PAGE_PATH = env.str("BILLING_PAGE_PATH", default="/dashboard/")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apikeys.authentication.APIKeyAuthentication"],

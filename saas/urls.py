@@ -14,6 +14,7 @@ urlpatterns = [
     path("pricing/", views.pricing, name="pricing"),
     path("accounts/", include("allauth.urls")),
     path("dashboard/", include("accounts.urls")),
+    path("billing/", include("billing.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/usage", UsageView.as_view(), name="usage"),

@@ -76,7 +76,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='customer',
             name='overage_spending_cap',
-            field=models.DecimalField(blank=True, decimal_places=2, help_text='Most overage billed per month; at the cap, requests over the quota get 429. Empty: no cap.', max_digits=10, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'))]),
+            field=models.DecimalField(blank=True, decimal_places=2, help_text='Most overage billed per month; at the cap, requests over the quota get 429. Empty: none.', max_digits=10, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'))]),
         ),
         migrations.AddField(
             model_name='customer',

@@ -1,0 +1,202 @@
+"""Calls to Stripe: the catalog, customers, Checkout, the Customer Portal,
+subscriptions and Billing Meter events.
+
+Each create carries an idempotency key derived from what it creates, so a
+retried task (or a second `sync_tiers`) finds or replays the same object
+rather than making a new one. Objects come back as plain dicts.
+"""
+
+from decimal import Decimal
+
+import stripe
+from django.conf import settings
+
+from .models import Customer, Tier
+from .stripe_api import stripe_client
+
+
+def _options(idempotency_key: str | None = None) -> dict:
+    return {"idempotency_key": idempotency_key} if idempotency_key else {}
+
+
+def _cents(amount: Decimal) -> int:
+    return int((amount * 100).to_integral_value())
+
+
+def _is_missing(error: stripe.InvalidRequestError) -> bool:
+    return error.http_status == 404
+
+
+# The catalog ----------------------------------------------------------------
+
+
+def product_id_for(tier: Tier) -> str:
+    # A custom product id: the product is found again by it, never duplicated.
+    return f"tier_{tier.slug}"
+
+
+def flat_price_lookup_key(tier: Tier) -> str:
+    # Prices are immutable in Stripe: a new amount is a new price, found by its
+    # own lookup key; subscriptions on the old price keep it.
+    return f"{tier.slug}-flat-{_cents(tier.price)}-{tier.currency}"
+
+
+def overage_unit_amount(tier: Tier) -> Decimal:
+    """Cents per request (Stripe meters count requests; the tier prices 1,000)."""
+    return (tier.overage_price_per_1000 * 100 / 1000).normalize()
+
+
+def overage_price_lookup_key(tier: Tier) -> str:
+    return f"{tier.slug}-overage-{overage_unit_amount(tier)}-{tier.currency}"
+
+
+def _product_ensure(client, tier: Tier) -> dict:
+    product_id = product_id_for(tier)
+    try:
+        product = client.v1.products.retrieve(product_id).to_dict()
+    except stripe.InvalidRequestError as error:
+        if not _is_missing(error):
+            raise
+        params = {"id": product_id, "name": tier.name, "metadata": {"tier": tier.slug}}
+        return client.v1.products.create(params, _options(f"product-{product_id}")).to_dict()
+    if product["name"] != tier.name or not product.get("active", True):
+        product = client.v1.products.update(product_id, {"name": tier.name, "active": True}).to_dict()
+    return product
+
+
+def _price_ensure(client, lookup_key: str, params: dict) -> dict:
+    found = client.v1.prices.list({"lookup_keys": [lookup_key], "limit": 1}).to_dict()["data"]
+    if found:
+        return found[0]
+    params = {**params, "lookup_key": lookup_key}
+    return client.v1.prices.create(params, _options(f"price-{lookup_key}")).to_dict()
+
+
+def meter_ensure(client) -> dict:
+    """The one Billing Meter that overage is reported to (summing request counts)."""
+    event_name = settings.STRIPE_METER_EVENT_NAME
+    for meter in client.v1.billing.meters.list({"status": "active", "limit": 100}).to_dict()["data"]:
+        if meter["event_name"] == event_name:
+            return meter
+    params = {
+        "display_name": "API requests over the quota",
+        "event_name": event_name,
+        "default_aggregation": {"formula": "sum"},
+        "customer_mapping": {"event_payload_key": "stripe_customer_id", "type": "by_id"},
+        "value_settings": {"event_payload_key": "value"},
+    }
+    return client.v1.billing.meters.create(params, _options(f"meter-{event_name}")).to_dict()
+
+
+def catalog_sync_tier(tier: Tier) -> dict:
+    """Create or find the tier's Product, monthly Price and overage Price.
+
+    Returns the ids to store on the tier. Free tiers have nothing in Stripe.
+    """
+    if tier.price <= 0:
+        return {}
+    client = stripe_client()
+    product = _product_ensure(client, tier)
+    metadata = {"tier": tier.slug}
+    flat = _price_ensure(
+        client,
+        flat_price_lookup_key(tier),
+        {
+            "product": product["id"],
+            "currency": tier.currency,
+            "unit_amount": _cents(tier.price),
+            "recurring": {"interval": "month"},
+            "metadata": metadata,
+        },
+    )
+    ids = {"stripe_product_id": product["id"], "stripe_price_id": flat["id"], "stripe_overage_price_id": ""}
+    if tier.has_overage:
+        meter = meter_ensure(client)
+        overage = _price_ensure(
+            client,
+            overage_price_lookup_key(tier),
+            {
+                "product": product["id"],
+                "currency": tier.currency,
+                "unit_amount_decimal": str(overage_unit_amount(tier)),
+                "recurring": {"interval": "month", "usage_type": "metered", "meter": meter["id"]},
+                "metadata": metadata,
+            },
+        )
+        ids["stripe_overage_price_id"] = overage["id"]
+    return ids
+
+
+# Customers, Checkout and the Portal --------------------------------------------
+
+
+def stripe_customer_ensure(customer: Customer) -> str:
+    """The customer's Stripe customer id, created once and stored."""
+    if customer.stripe_customer_id:
+        return customer.stripe_customer_id
+    user = customer.user
+    created = stripe_client().v1.customers.create(
+        {"email": user.email, "metadata": {"customer_id": str(customer.pk)}},
+        _options(f"customer-{customer.pk}"),
+    )
+    # Conditional: two tabs racing here must not overwrite each other's id (the
+    # idempotency key makes them the same Stripe customer anyway).
+    Customer.objects.filter(pk=customer.pk, stripe_customer_id="").update(stripe_customer_id=created.id)
+    customer.refresh_from_db(fields=["stripe_customer_id"])
+    return customer.stripe_customer_id
+
+
+def checkout_session_create(customer: Customer, tier: Tier, *, success_url: str, cancel_url: str) -> dict:
+    line_items = [{"price": tier.stripe_price_id, "quantity": 1}]
+    if tier.stripe_overage_price_id:
+        line_items.append({"price": tier.stripe_overage_price_id})  # metered: no quantity
+    metadata = {"customer_id": str(customer.pk), "tier": tier.slug}
+    params = {
+        "mode": "subscription",
+        "customer": stripe_customer_ensure(customer),
+        "client_reference_id": str(customer.pk),
+        "line_items": line_items,
+        "metadata": metadata,
+        "subscription_data": {"metadata": metadata},
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+    }
+    return stripe_client().v1.checkout.sessions.create(params).to_dict()
+
+
+def checkout_session_fetch(session_id: str) -> dict:
+    return stripe_client().v1.checkout.sessions.retrieve(session_id).to_dict()
+
+
+def portal_session_create(customer: Customer, *, return_url: str, flow: dict | None = None) -> dict:
+    params = {"customer": stripe_customer_ensure(customer), "return_url": return_url}
+    if flow:
+        params["flow_data"] = flow
+    return stripe_client().v1.billing_portal.sessions.create(params).to_dict()
+
+
+def subscription_fetch(subscription_id: str) -> dict:
+    return stripe_client().v1.subscriptions.retrieve(subscription_id).to_dict()
+
+
+def subscriptions_of(stripe_customer_id: str) -> list[dict]:
+    """All of a Stripe customer's subscriptions, newest first, ended ones too."""
+    listed = stripe_client().v1.subscriptions.list(
+        {"customer": stripe_customer_id, "status": "all", "limit": 10}
+    )
+    return listed.to_dict()["data"]
+
+
+# Overage ----------------------------------------------------------------------
+
+
+def meter_event_send(*, stripe_customer_id: str, units: int, identifier: str, timestamp: int) -> dict:
+    """Report overage units. Stripe ignores a second event with the same
+    identifier, so re-sending an hour cannot bill it twice."""
+    params = {
+        "event_name": settings.STRIPE_METER_EVENT_NAME,
+        "identifier": identifier,
+        "timestamp": timestamp,
+        "payload": {"stripe_customer_id": stripe_customer_id, "value": str(units)},
+    }
+    return stripe_client().v1.billing.meter_events.create(params, _options(identifier)).to_dict()

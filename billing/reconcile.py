@@ -1,0 +1,36 @@
+"""Healing drift from missed webhooks: compare a customer with Stripe."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from .gateway import subscriptions_of
+from .models import Customer
+from .subscriptions import ENDED, subscription_apply
+
+
+def current_subscription(subscriptions: list[dict]) -> dict | None:
+    """The subscription that decides access: a live one if any, else the newest."""
+    if not subscriptions:
+        return None
+    live = [sub for sub in subscriptions if sub["status"] not in ENDED]
+    return max(live or subscriptions, key=lambda sub: sub["created"])
+
+
+def customer_reconcile(customer_pk: int) -> str:
+    """Apply Stripe's current state of the customer's subscription. Returns what happened."""
+    customer = Customer.objects.filter(pk=customer_pk).exclude(stripe_customer_id="").first()
+    if customer is None:
+        return "no stripe customer"
+    fetched_at = timezone.now()
+    subscription = current_subscription(subscriptions_of(customer.stripe_customer_id))
+    if subscription is None:
+        return "no subscription"
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().select_related("tier").get(pk=customer_pk)
+        before = (customer.tier_id, customer.subscription_status, customer.current_period_end)
+        # Stamped with the fetch time: an event older than this state must not undo it.
+        result = subscription_apply(customer, subscription, event_at=fetched_at)
+        after = (customer.tier_id, customer.subscription_status, customer.current_period_end)
+    if not result.applied:
+        return f"skipped: {result.reason}"
+    return "healed" if before != after else "in sync"

@@ -1,0 +1,156 @@
+"""Applying a Stripe subscription's state to a customer: tier, status, period.
+
+Stripe is the source of truth. Whatever told us something changed (a webhook,
+the checkout return page, the reconcile task), the state applied is the
+subscription as Stripe reports it, so duplicates and reordered deliveries
+converge on the same result.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
+from apikeys.context import invalidate_key_contexts
+from metering.periods import period_bounds
+
+from .models import Customer, QuotaPeriod, SubscriptionStatus, Tier
+from .services import DEFAULT_TIER_SLUG, tier_get
+
+logger = logging.getLogger(__name__)
+
+# Statuses that hold the paid tier. Unpaid keeps it too, but the API answers
+# 402 (Customer.suspended_from); past due keeps access through the grace period.
+PAID_ACCESS = frozenset(
+    {
+        SubscriptionStatus.ACTIVE,
+        SubscriptionStatus.TRIALING,
+        SubscriptionStatus.PAST_DUE,
+        SubscriptionStatus.UNPAID,
+    }
+)
+# The subscription is over: back to the free tier.
+ENDED = frozenset(
+    {SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED, SubscriptionStatus.PAUSED}
+)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: bool
+    reason: str = ""
+
+
+def _moment(epoch: int | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch else None
+
+
+def subscription_tier(subscription: dict) -> Tier | None:
+    """The tier whose flat (or overage) price is on the subscription."""
+    price_ids = [item["price"]["id"] for item in subscription["items"]["data"]]
+    tier = Tier.objects.filter(stripe_price_id__in=price_ids).first()
+    return tier or Tier.objects.filter(stripe_overage_price_id__in=price_ids).first()
+
+
+def subscription_period(subscription: dict) -> tuple[datetime | None, datetime | None]:
+    """Current period of the subscription. In this API version the period
+    lives on each item (they share it unless items bill on different cycles,
+    which this project never creates)."""
+    items = subscription["items"]["data"]
+    if not items:
+        return None, None
+    return _moment(items[0].get("current_period_start")), _moment(items[0].get("current_period_end"))
+
+
+def customer_for_subscription(subscription: dict) -> Customer | None:
+    customer_id = (subscription.get("metadata") or {}).get("customer_id")
+    queryset = Customer.objects.select_for_update().select_related("tier")
+    if customer_id and str(customer_id).isdigit():
+        customer = queryset.filter(pk=int(customer_id)).first()
+        if customer is not None:
+            return customer
+    stripe_customer = subscription.get("customer")
+    if isinstance(stripe_customer, dict):
+        stripe_customer = stripe_customer.get("id")
+    return queryset.filter(stripe_customer_id=stripe_customer).first() if stripe_customer else None
+
+
+def _quota_period_start(customer: Customer, tier: Tier, start: datetime | None, now: datetime):
+    """Where the quota period starts after the change.
+
+    A plan change does not reset the quota: while the quota period in progress
+    runs, its start (the key of the Redis counter) is kept and only the limit
+    changes, so "use it all, upgrade, downgrade" gains nothing. A renewal or a
+    change after the period ended starts from Stripe's period.
+    """
+    if customer.tier_id == tier.pk or tier.quota_period != QuotaPeriod.MONTH:
+        return start
+    current_start, current_end = period_bounds(
+        QuotaPeriod.MONTH, now, customer.current_period_start, customer.current_period_end
+    )
+    if start is None or current_start < start <= now < current_end:
+        return current_start
+    return start
+
+
+def subscription_apply(
+    customer: Customer, subscription: dict, *, event_at: datetime | None = None
+) -> ApplyResult:
+    """Make the customer's tier and billing state follow `subscription`.
+
+    Call inside a transaction with the customer row locked
+    (customer_for_subscription does both with select_for_update).
+    `event_at`: Stripe's time of the event that brought this state; an event
+    older than the newest one applied is refused.
+    """
+    if event_at and customer.subscription_event_at and event_at < customer.subscription_event_at:
+        return ApplyResult(False, "an event newer than this one was already applied")
+    status = subscription["status"]
+    if status not in SubscriptionStatus.values:
+        return ApplyResult(False, f"unknown subscription status {status!r}")
+    current_id = customer.stripe_subscription_id
+    # The end of an older subscription must not end the one that replaced it.
+    replaced = current_id and current_id != subscription["id"] and customer.subscription_status not in ENDED
+    if replaced and status in ENDED:
+        return ApplyResult(False, f"about {subscription['id']}, not the current {current_id}")
+
+    now = timezone.now()
+    start, end = subscription_period(subscription)
+    if status in ENDED:
+        tier = tier_get(slug=DEFAULT_TIER_SLUG)
+        ended_at = _moment(subscription.get("ended_at")) or now
+        start, end = min(ended_at, now), None
+    else:
+        tier = subscription_tier(subscription)
+        if tier is None:
+            return ApplyResult(False, "no tier has the subscription's price")
+        if status not in PAID_ACCESS:  # incomplete: the first payment is pending
+            tier = customer.tier
+    start = _quota_period_start(customer, tier, start, now)
+
+    was_past_due = customer.subscription_status == SubscriptionStatus.PAST_DUE
+    customer.tier = tier
+    customer.subscription_status = status
+    customer.stripe_subscription_id = subscription["id"]
+    customer.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
+    customer.current_period_start, customer.current_period_end = start, end
+    stripe_customer = subscription.get("customer")
+    if isinstance(stripe_customer, str) and not customer.stripe_customer_id:
+        customer.stripe_customer_id = stripe_customer
+    if event_at and (customer.subscription_event_at is None or event_at > customer.subscription_event_at):
+        customer.subscription_event_at = event_at
+    if status == SubscriptionStatus.PAST_DUE and not was_past_due:
+        customer.past_due_since = event_at or now
+    elif status != SubscriptionStatus.PAST_DUE:
+        customer.past_due_since = None
+    customer.save()
+    invalidate_key_contexts()
+    if status == SubscriptionStatus.PAST_DUE and (
+        customer.past_due_warned_at is None or customer.past_due_warned_at < customer.past_due_since
+    ):
+        from .tasks import queue_after_commit, send_past_due_warning
+
+        queue_after_commit(send_past_due_warning, customer.pk)
+    logger.info("customer %s: subscription %s is %s, tier %s", customer.pk, subscription["id"], status, tier)
+    return ApplyResult(True)
