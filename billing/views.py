@@ -25,7 +25,7 @@ from saas.errors import error_body
 
 from . import gateway
 from .models import Customer, Tier
-from .stripe_api import BillingUnavailable
+from .stripe_api import BillingUnavailable, is_configured
 from .subscriptions import ENDED, subscription_apply
 from .webhooks import SignatureInvalid, event_store, event_verify
 
@@ -63,6 +63,9 @@ def _to_stripe(request, make_session) -> HttpResponseRedirect:
 def checkout(request):
     """Subscribe to a paid tier with Stripe Checkout; change or cancel an
     existing subscription in the Customer Portal."""
+    if not is_configured():
+        messages.error(request, "Billing is not configured on this server yet: plans cannot change.")
+        return _dashboard()
     customer = customer_ensure(user=request.user)
     tier = Tier.objects.filter(slug=request.POST.get("tier", ""), is_active=True).first()
     if tier is None:

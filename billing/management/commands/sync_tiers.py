@@ -46,7 +46,7 @@ class Command(BaseCommand):
             sync = catalog_sync_queue(tier)
             # Now, in this process, so the operator sees the outcome; the queued
             # copy finds the sync succeeded and does nothing.
-            run_stripe_sync.apply(args=[sync.pk])
+            run_stripe_sync.apply(args=[sync.pk], throw=False)
             sync = StripeSync.objects.get(pk=sync.pk)
             tier.refresh_from_db()
             if sync.status == SyncStatus.SUCCEEDED:
