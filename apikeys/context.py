@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import DatabaseError, transaction
+
+from saas.errors import AppError
 
 from .models import APIKey
 
@@ -39,6 +41,19 @@ LOCAL_MAX_AGE_SECONDS = 30
 # which is why the local dict is bounded.
 LOCAL_MAX_ENTRIES = 10_000
 LAST_USED_FLUSH_SECONDS = 60
+# The last context loaded for each key, kept beyond any version: what the API
+# serves on while PostgreSQL is unreachable.
+LAST_KNOWN_PREFIX = "apikeys:v1:ctx-last:"
+LAST_KNOWN_TTL_SECONDS = 7 * 24 * 3600
+
+
+class ContextUnavailable(AppError):
+    status_code = 503
+    code = "service_unavailable"
+    detail = "The key could not be checked right now: the database is unreachable. Retry shortly."
+
+    def __init__(self):
+        super().__init__(headers={"Retry-After": "5"})
 
 
 def _timestamp(moment: datetime | None) -> float | None:
@@ -152,16 +167,36 @@ class KeyContextCache:
             cached = cache.get(shared_key)
         except Exception:
             logger.warning("shared key context cache unreachable", exc_info=True)
-            return _load_from_database(hashed_key)
+            return self._load(hashed_key)
         if cached is not None:
             return cached
-        context = _load_from_database(hashed_key)
+        context = self._load(hashed_key)
         if context is not None:
             try:
                 cache.set(shared_key, context, SHARED_TTL_SECONDS)
+                cache.set(LAST_KNOWN_PREFIX + hashed_key, context, LAST_KNOWN_TTL_SECONDS)
             except Exception:
                 logger.warning("shared key context cache unreachable", exc_info=True)
         return context
+
+    def _load(self, hashed_key: str) -> KeyContext | None:
+        """From PostgreSQL; with the database unreachable, the last known context
+        (this process's, else the shared copy), so that the API keeps serving
+        on the tier and billing state it last knew rather than failing."""
+        try:
+            return _load_from_database(hashed_key)
+        except DatabaseError:
+            logger.warning("key context: database unreachable, serving the last known state", exc_info=True)
+            entry = self._entries.get(hashed_key)
+            if entry is not None:
+                return entry[0]
+            try:
+                last_known = cache.get(LAST_KNOWN_PREFIX + hashed_key)
+            except Exception:
+                last_known = None
+            if last_known is None:
+                raise ContextUnavailable() from None
+            return last_known
 
     def note_use(self, key_id: int, when: float) -> None:
         """Remember a key's use; written to the database at most once a minute per process."""

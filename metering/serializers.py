@@ -6,6 +6,15 @@ class DailyUsageSerializer(serializers.Serializer):
     used = serializers.IntegerField()
 
 
+class BillSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    flat = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="The tier's price.")
+    overage_units = serializers.IntegerField(help_text="Requests over the quota so far (within the cap).")
+    overage = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="Overage billed so far.")
+    projected_overage_units = serializers.IntegerField(help_text="At this period's average rate.")
+    projected_total = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
 class UsageSerializer(serializers.Serializer):
     tier = serializers.CharField()
     quota = serializers.IntegerField()
@@ -16,3 +25,4 @@ class UsageSerializer(serializers.Serializer):
     remaining = serializers.IntegerField()
     burst = serializers.IntegerField(help_text="Requests per second.")
     daily = DailyUsageSerializer(many=True)
+    bill = BillSerializer(help_text="The period's bill: flat price, overage so far, and the projected total.")

@@ -4,6 +4,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.models import Customer
+from billing.overage import projected_bill
+
 from .selectors import usage_summary
 from .serializers import UsageSerializer
 from .throttling import limits_for
@@ -36,5 +39,12 @@ class UsageView(APIView):
             "remaining": summary.remaining,
             "burst": limits.burst,
             "daily": [{"date": day, "used": used} for day, used in summary.daily],
+            "bill": projected_bill(
+                Customer.objects.select_related("tier").get(pk=context.customer_id),
+                used=summary.used,
+                period_start=summary.period_start,
+                period_end=summary.period_end,
+                now=now,
+            ).__dict__,
         }
         return Response(UsageSerializer(body).data)

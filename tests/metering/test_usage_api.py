@@ -76,6 +76,7 @@ def test_it_answers_every_field(key_client):
         "remaining",
         "burst",
         "daily",
+        "bill",
     }
 
 

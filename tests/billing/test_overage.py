@@ -1,0 +1,166 @@
+"""Hybrid pricing: usage over the quota is admitted on overage tiers, reported
+to Stripe hourly as Billing Meter events, never twice; a spending cap stops it."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from billing.models import Customer, OverageReport, StripeSync, SubscriptionStatus, SyncStatus
+from billing.overage import overage_reports_create
+from billing.tasks import report_overage_task, run_stripe_sync
+from metering.flush import flush_usage
+from metering.models import UsageRecord
+
+from .stripe_double import SERVER_ERROR
+
+pytestmark = pytest.mark.django_db
+
+ECHO = "/api/v1/echo"
+
+
+@pytest.fixture
+def scale_customer(customer, stripe_tiers, stripe_double):
+    """Alice subscribed to Scale (quota 10 a month, then $2.00 per 1,000)."""
+    now = timezone.now()
+    stripe_id = stripe_double._create_customer({"email": "alice@example.com"})[1]["id"]
+    Customer.objects.filter(pk=customer.pk).update(
+        tier=stripe_tiers["scale"],
+        stripe_customer_id=stripe_id,
+        stripe_subscription_id="sub_scale",
+        subscription_status=SubscriptionStatus.ACTIVE,
+        current_period_start=now - timedelta(days=3),
+        current_period_end=now + timedelta(days=27),
+    )
+    return Customer.objects.select_related("tier").get(pk=customer.pk)
+
+
+def use(customer, key, units: int, hours_ago: int) -> None:
+    hour = (timezone.now() - timedelta(hours=hours_ago)).replace(minute=0, second=0, microsecond=0)
+    UsageRecord.objects.update_or_create(
+        customer=customer, api_key=key, endpoint="echo", hour=hour, defaults={"count": units}
+    )
+
+
+def test_an_overage_tier_admits_requests_over_the_quota(scale_customer, key_client):
+    statuses = [key_client.get(ECHO).status_code for _ in range(15)]
+    assert statuses == [200] * 15
+    assert key_client.get("/api/v1/usage").json()["used"] == 15
+
+
+def test_a_hard_tier_refuses_requests_over_the_quota(customer, key_client):
+    Customer.objects.filter(pk=customer.pk).update(quota_override=3)
+    assert [key_client.get(ECHO).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def test_at_the_spending_cap_overage_stops_with_429(scale_customer, key_client):
+    # $0.01 buys 5 requests at $2.00 per 1,000: the ceiling is 10 + 5.
+    Customer.objects.filter(pk=scale_customer.pk).update(overage_spending_cap=Decimal("0.01"))
+    statuses = [key_client.get(ECHO).status_code for _ in range(16)]
+    assert statuses == [200] * 15 + [429]
+    refused = key_client.get(ECHO)
+    assert refused.json()["error"] == "spending_cap_reached"
+
+
+def test_the_overage_of_the_last_complete_hour_is_recorded_once(scale_customer, api_key):
+    use(scale_customer, api_key.api_key, 8, hours_ago=3)
+    use(scale_customer, api_key.api_key, 7, hours_ago=2)  # 15 used: 5 over the quota
+    (report,) = overage_reports_create(now=timezone.now())
+    assert report.units == 5
+    assert report.identifier == f"overage-{scale_customer.pk}-{int(report.hour.timestamp())}"
+    assert overage_reports_create(now=timezone.now()) == []  # run again: nothing new
+
+
+def test_usage_flushed_late_is_reported_the_next_hour(scale_customer, api_key):
+    use(scale_customer, api_key.api_key, 12, hours_ago=3)
+    overage_reports_create(now=timezone.now() - timedelta(hours=1))
+    use(scale_customer, api_key.api_key, 4, hours_ago=2)  # arrives after that hour's report
+    overage_reports_create(now=timezone.now())
+    assert sorted(OverageReport.objects.values_list("units", flat=True)) == [2, 4]
+
+
+def test_the_spending_cap_caps_the_reported_overage(scale_customer, api_key):
+    Customer.objects.filter(pk=scale_customer.pk).update(overage_spending_cap=Decimal("0.01"))
+    use(scale_customer, api_key.api_key, 40, hours_ago=2)
+    (report,) = overage_reports_create(now=timezone.now())
+    assert report.units == 5
+
+
+def test_customers_within_their_quota_have_nothing_to_report(scale_customer, api_key):
+    use(scale_customer, api_key.api_key, 10, hours_ago=2)
+    assert overage_reports_create(now=timezone.now()) == []
+
+
+def test_the_hourly_task_sends_one_meter_event_per_report(
+    scale_customer, api_key, stripe_double, django_capture_on_commit_callbacks
+):
+    use(scale_customer, api_key.api_key, 13, hours_ago=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert report_overage_task() == 1
+    report = OverageReport.objects.get()
+    (sent,) = stripe_double.requests_to("POST", "/v1/billing/meter_events")
+    assert sent.params == {
+        "event_name": "api_overage_requests",
+        "identifier": report.identifier,
+        "timestamp": str(int((report.hour + timedelta(hours=1)).timestamp()) - 1),
+        "payload": {"stripe_customer_id": scale_customer.stripe_customer_id, "value": "3"},
+    }
+    assert sent.headers["idempotency-key"] == report.identifier
+    assert report.reported_at is not None
+    assert StripeSync.objects.get(operation="overage").status == SyncStatus.SUCCEEDED
+
+
+def test_resending_a_report_never_bills_twice(
+    scale_customer, api_key, stripe_double, django_capture_on_commit_callbacks
+):
+    """Stripe failing after it recorded the event: the retry carries the same
+    identifier and idempotency key, and Stripe keeps one event."""
+    use(scale_customer, api_key.api_key, 13, hours_ago=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        report_overage_task()
+    sync = StripeSync.objects.get(operation="overage")
+    StripeSync.objects.filter(pk=sync.pk).update(status=SyncStatus.FAILED)  # as if the answer was lost
+    run_stripe_sync.apply(args=[sync.pk])
+    assert len(stripe_double.requests_to("POST", "/v1/billing/meter_events")) == 2
+    assert list(stripe_double.meter_events) == [OverageReport.objects.get().identifier]
+    assert StripeSync.objects.get(operation="overage").status == SyncStatus.SUCCEEDED
+
+
+def test_a_report_stripe_refused_is_kept_failed_for_a_replay(
+    scale_customer, api_key, stripe_double, django_capture_on_commit_callbacks
+):
+    use(scale_customer, api_key.api_key, 13, hours_ago=2)
+    stripe_double.fail("POST", "/v1/billing/meter_events", SERVER_ERROR)
+    with django_capture_on_commit_callbacks(execute=True):
+        report_overage_task()
+    sync = StripeSync.objects.get(operation="overage")
+    assert sync.status == SyncStatus.FAILED
+    assert OverageReport.objects.get().reported_at is None
+    run_stripe_sync.apply(args=[sync.pk])
+    assert StripeSync.objects.get(operation="overage").status == SyncStatus.SUCCEEDED
+    assert len(stripe_double.meter_events) == 1
+
+
+def test_overage_flows_from_requests_to_a_meter_event(
+    scale_customer, key_client, stripe_double, django_capture_on_commit_callbacks
+):
+    for _ in range(12):
+        key_client.get(ECHO)
+    flush_usage()
+    # Report as of the next hour (the usage hour must be complete).
+    later = datetime.now(UTC) + timedelta(hours=1, minutes=15)
+    (report,) = overage_reports_create(now=later)
+    assert report.units == 2
+
+
+def test_the_usage_api_projects_the_bill(scale_customer, key_client):
+    for _ in range(12):
+        key_client.get(ECHO)
+    bill = key_client.get("/api/v1/usage").json()["bill"]
+    assert bill["currency"] == "usd"
+    assert bill["flat"] == "49.00"
+    assert bill["overage_units"] == 2
+    assert bill["overage"] == "0.00"  # 2 requests at $0.002: under a cent
+    assert bill["projected_overage_units"] >= 2
+    assert Decimal(bill["projected_total"]) >= Decimal("49.00")
