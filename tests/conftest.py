@@ -18,6 +18,7 @@ from apikeys.context import key_contexts
 from apikeys.models import APIKey
 from apikeys.services import api_key_create, api_key_revoke
 from billing.services import customer_get_or_create
+from tests.celery_worker import via_broker  # noqa: F401 (a fixture for the worker tests)
 
 
 def pytest_sessionstart(session):
