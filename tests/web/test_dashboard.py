@@ -8,9 +8,7 @@ from django.utils import timezone
 from billing.models import Customer, SubscriptionStatus, Tier
 from metering.models import RefusalRecord, UsageRecord
 
-
-def text(response) -> str:
-    return " ".join(re.sub(r"<[^>]+>", " ", response.content.decode()).split())
+from .pages import text
 
 
 def chart(response, name) -> dict:

@@ -5,9 +5,7 @@ from rest_framework.test import APIClient
 
 from apikeys.models import APIKey
 
-
-def text(response) -> str:
-    return " ".join(re.sub(r"<[^>]+>", " ", response.content.decode()).split())
+from .pages import text
 
 
 def shown_key(response) -> str:

@@ -2,10 +2,7 @@ import re
 
 from billing.models import Tier
 
-
-def text(response) -> str:
-    """The page's text, tags removed and whitespace collapsed."""
-    return " ".join(re.sub(r"<[^>]+>", " ", response.content.decode()).split())
+from .pages import text
 
 
 def test_the_landing_page_invites_to_sign_up(client, default_tiers):
