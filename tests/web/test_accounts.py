@@ -161,3 +161,12 @@ def test_a_form_without_its_csrf_token_is_refused(default_tiers):
     assert response.status_code == 403
     assert "This form has expired" in response.content.decode()
     assert not Customer.objects.exists()
+
+
+def test_turning_the_sign_up_throttle_off_is_warned_about(settings):
+    from accounts.checks import rate_limits_check
+
+    assert rate_limits_check(None) == []
+    settings.ACCOUNT_RATE_LIMITS = False
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    assert [problem.id for problem in rate_limits_check(None)] == ["accounts.W001", "accounts.W002"]
