@@ -142,3 +142,9 @@ def test_every_form_on_the_dashboard_carries_a_csrf_token(alice_client, api_key)
     forms = re.findall(r"<form[^>]*method=\"post\".*?</form>", html, flags=re.S)
     assert len(forms) >= 4
     assert all("csrfmiddlewaretoken" in form for form in forms)
+
+
+def test_an_unconfirmed_user_cannot_rotate_a_key_made_elsewhere(newcomer_client, api_key):
+    response = newcomer_client.post(f"/dashboard/keys/{api_key.api_key.pk}/rotate/", follow=True)
+    assert "Confirm your email address before creating API keys" in text(response)
+    assert APIKey.objects.get().revoked_at is None
