@@ -94,6 +94,23 @@ def _quota_period_start(customer: Customer, tier: Tier, start: datetime | None, 
     return start
 
 
+STATE_FIELDS = (
+    "tier_id",
+    "subscription_status",
+    "stripe_subscription_id",
+    "stripe_customer_id",
+    "cancel_at_period_end",
+    "current_period_start",
+    "current_period_end",
+    "subscription_event_at",
+    "past_due_since",
+)
+
+
+def _state(customer: Customer) -> tuple:
+    return tuple(getattr(customer, name) for name in STATE_FIELDS)
+
+
 def subscription_apply(
     customer: Customer, subscription: dict, *, event_at: datetime | None = None
 ) -> ApplyResult:
@@ -115,6 +132,12 @@ def subscription_apply(
     if replaced and status in ENDED:
         return ApplyResult(False, f"about {subscription['id']}, not the current {current_id}")
 
+    if (
+        status in ENDED
+        and customer.stripe_subscription_id == subscription["id"]
+        and customer.subscription_status == status
+    ):
+        return ApplyResult(True, "already applied")  # an ended subscription's period must not move again
     now = timezone.now()
     start, end = subscription_period(subscription)
     if status in ENDED:
@@ -130,6 +153,7 @@ def subscription_apply(
     start = _quota_period_start(customer, tier, start, now)
 
     was_past_due = customer.subscription_status == SubscriptionStatus.PAST_DUE
+    before = _state(customer)
     customer.tier = tier
     customer.subscription_status = status
     customer.stripe_subscription_id = subscription["id"]
@@ -144,6 +168,8 @@ def subscription_apply(
         customer.past_due_since = event_at or now
     elif status != SubscriptionStatus.PAST_DUE:
         customer.past_due_since = None
+    if _state(customer) == before:
+        return ApplyResult(True, "already applied")  # no write, no cache invalidation
     customer.save()
     invalidate_key_contexts()
     if status == SubscriptionStatus.PAST_DUE and (

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import mail
+from django.test import Client
 from django.utils import timezone
 
 from billing.models import Customer, EventStatus, StripeEvent, SubscriptionStatus
@@ -394,3 +395,59 @@ def test_a_mid_period_upgrade_keeps_the_usage_counted_in_the_period(
     time.sleep(1.1)
     usage = key_client.get("/api/v1/usage").json()
     assert (usage["tier"], usage["quota"], usage["used"]) == ("free", 1000, 3)
+
+
+def test_the_whole_story_free_to_pro_to_grace_to_402_to_free_and_replays_change_nothing(
+    deliver, stripe_double, stripe_tiers, customer, key_client, settings
+):
+    """Issue 5's done-means, in one run."""
+    browser = Client()
+    browser.force_login(customer.user)
+    session_id = browser.post("/billing/checkout/", {"tier": "pro"})["Location"].rsplit("/", 1)[1]
+    session = stripe_double.checkout_sessions[session_id]
+    now = int(time.time())
+    subscription = stripe_double.add_subscription(
+        customer=session["customer"],
+        price_ids=[stripe_tiers["pro"].stripe_price_id],
+        period_start=now,
+        period_end=int(add_months(datetime.fromtimestamp(now, UTC), 1).timestamp()),
+        metadata=session["metadata"],
+    )
+    session.update(status="complete", subscription=subscription["id"])
+    events = [make_event("checkout.session.completed", session, created=now)]
+    deliver(events[-1])
+    time.sleep(1.1)
+    assert "50000;w=" in key_client.get("/api/v1/echo")["RateLimit-Policy"]
+
+    stripe_double.update_subscription(subscription["id"], status="past_due")
+    events.append(make_event("customer.subscription.updated", subscription, created=now + 1))
+    deliver(events[-1])
+    time.sleep(1.1)
+    assert key_client.get("/api/v1/echo").status_code == 200  # grace period
+    overdue = timezone.now() - timedelta(days=settings.BILLING_GRACE_PERIOD_DAYS, minutes=1)
+    Customer.objects.filter(pk=customer.pk).update(past_due_since=overdue)
+    invalidate_key_contexts_now()
+    assert key_client.get("/api/v1/echo").status_code == 402
+
+    stripe_double.update_subscription(subscription["id"], status="canceled", ended_at=now + 2)
+    events.append(make_event("customer.subscription.deleted", subscription, created=now + 2))
+    deliver(events[-1])
+    time.sleep(1.1)
+    response = key_client.get("/api/v1/echo")
+    assert response.status_code == 200
+    assert "1000;w=" in response["RateLimit-Policy"]
+
+    settled = Customer.objects.values().get(pk=customer.pk)
+    for event in reversed(events):  # replayed, newest first
+        assert deliver(event).json()["duplicate"] is True
+        deliver(dict(event, id=event["id"] + "_redelivered"))  # and as new deliveries, out of order
+    assert Customer.objects.values().get(pk=customer.pk) == settled
+
+
+def invalidate_key_contexts_now():
+    from apikeys.context import key_contexts
+
+    key_contexts.clear()
+    from django.core.cache import cache
+
+    cache.clear()
