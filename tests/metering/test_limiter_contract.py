@@ -22,7 +22,14 @@ SECONDS_TO_MONTH_END = 16 * 86_400 + 16 * 3_600
 
 
 def make_limits(
-    *, customer_id=1, burst=5, quota=1_000, period="month", now_ms=NOW_MS, hard_quota=True, overage_ceiling=None
+    *,
+    customer_id=1,
+    burst=5,
+    quota=1_000,
+    period="month",
+    now_ms=NOW_MS,
+    hard_quota=True,
+    overage_ceiling=None,
 ):
     start, end = period_bounds(period, datetime.fromtimestamp(now_ms / 1000, UTC))
     return Limits(
