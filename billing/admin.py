@@ -117,17 +117,23 @@ class CustomerAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
         return customer.user.email
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """A log written by the app (Stripe events, syncs, reports): read, never added or edited."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
 @admin.register(StripeEvent)
-class StripeEventAdmin(admin.ModelAdmin):
+class StripeEventAdmin(RecordAdmin):
     list_display = ("stripe_id", "type", "status", "attempts", "stripe_created", "created_at", "processed_at")
     list_filter = ("status", "type", "livemode")
     search_fields = ("stripe_id", "type", "error")
     date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in StripeEvent._meta.fields]
     actions = ["replay"]
-
-    def has_add_permission(self, request):
-        return False  # events come from Stripe only
 
     @admin.action(description="Replay the selected events (apply them again)")
     def replay(self, request, queryset):
@@ -138,16 +144,12 @@ class StripeEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(StripeSync)
-class StripeSyncAdmin(admin.ModelAdmin):
+class StripeSyncAdmin(RecordAdmin):
     list_display = ("operation", "target", "status", "attempts", "created_at", "updated_at")
     list_filter = ("status", "operation")
     search_fields = ("target", "idempotency_key", "error")
     date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in StripeSync._meta.fields]
     actions = ["replay"]
-
-    def has_add_permission(self, request):
-        return False
 
     @admin.action(description="Replay the selected syncs (same idempotency key: no duplicates in Stripe)")
     def replay(self, request, queryset):
@@ -160,13 +162,9 @@ class StripeSyncAdmin(admin.ModelAdmin):
 
 
 @admin.register(OverageReport)
-class OverageReportAdmin(admin.ModelAdmin):
+class OverageReportAdmin(RecordAdmin):
     list_display = ("customer", "hour", "units", "identifier", "reported_at")
     list_filter = ("reported_at",)
     list_select_related = ("customer__user",)
     search_fields = ("identifier", "customer__user__email")
     date_hierarchy = "hour"
-    readonly_fields = [field.name for field in OverageReport._meta.fields]
-
-    def has_add_permission(self, request):
-        return False

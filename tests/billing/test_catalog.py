@@ -138,3 +138,25 @@ def test_saving_a_tier_in_admin_queues_its_catalog_sync(
     assert pro.stripe_price_id in stripe_double.prices
     assert stripe_double.products["tier_pro"]["name"] == "Pro Plus"
     assert StripeSync.objects.filter(target="tier:pro").latest("created_at").status == SyncStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("model", ["stripeevent", "stripesync", "overagereport"])
+def test_the_stripe_records_are_listed_in_admin_and_never_added_by_hand(admin_client, db, model):
+    assert admin_client.get(f"/admin/billing/{model}/").status_code == 200
+    assert admin_client.get(f"/admin/billing/{model}/add/").status_code == 403
+
+
+def test_a_failed_sync_shows_its_error_and_can_be_replayed_from_admin(
+    stripe_double, default_tiers, admin_client, django_capture_on_commit_callbacks
+):
+    stripe_double.fail("GET", "/v1/products/", SERVER_ERROR, times=10)
+    with pytest.raises(CommandError):
+        sync_tiers()
+    failed = StripeSync.objects.filter(status=SyncStatus.FAILED).first()
+    page = admin_client.get(f"/admin/billing/stripesync/{failed.pk}/change/").content.decode()
+    assert "Something went wrong on Stripe&#x27;s end" in page
+    stripe_double._faults.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post("/admin/billing/stripesync/", {"action": "replay", "_selected_action": [failed.pk]})
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempts) == (SyncStatus.SUCCEEDED, 2)
