@@ -33,6 +33,7 @@ import secrets  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -48,8 +49,8 @@ PATH = "/api/v1/echo?msg=hi"
 WORKERS = int(os.environ.get("BENCH_WORKERS", 2))
 THREADS = int(os.environ.get("BENCH_THREADS", 4))
 CONNECTIONS = 16
-SLICES = 3  # per server
-SLICE_SECONDS = 5.0  # so 15 s of load per server
+SLICES = 8  # per server
+SLICE_SECONDS = 2.0  # so 16 s of load per server
 WARMUP_SECONDS = 2.0
 EMAIL = "bench@example.com"
 TIME_LIMIT_SECONDS = 240
@@ -343,10 +344,14 @@ def main():
                 drive(server, WARMUP_SECONDS)
             log(f"both servers up and warmed ({time.monotonic() - started:.0f} s)")
             runs = {server.mode: [] for server in servers}
+            pair_ratios = []
             order = servers + servers[::-1]  # ABBA, repeated
             for number in range(SLICES * len(servers)):
                 server = order[number % len(order)]
                 runs[server.mode].append(drive(server, SLICE_SECONDS))
+                if number % 2:  # each pair of adjacent slices ran one of each, close in time
+                    on, off = runs["enforced"][-1], runs["unenforced"][-1]
+                    pair_ratios.append((on["requests"] / on["seconds"]) / (off["requests"] / off["seconds"]))
             log(f"load done ({time.monotonic() - started:.0f} s)")
         finally:
             for server in servers:
@@ -383,10 +388,20 @@ def main():
     print("-" * 44)
     for label, cell in rows:
         print(f"{label:<20}{cell(on):>12}{cell(off):>12}")
-    ratio = on["rate"] / off["rate"]
+    pooled = on["rate"] / off["rate"]
+    # The host's noise comes in bursts that can fall on one server's slices more
+    # than the other's; the median of adjacent pairs' ratios is robust to that.
+    ratio = statistics.median(pair_ratios)
     print()
-    print(f"enforced / unenforced throughput: {ratio:.0%}")
-    print(f"  [{'met' if ratio >= 0.85 else 'MISSED'}] target: enforced >= 85% of unenforced")
+    print(
+        f"enforced / unenforced throughput: {ratio:.0%} (median of {len(pair_ratios)} adjacent slice pairs, "
+        f"range {min(pair_ratios):.0%} to {max(pair_ratios):.0%}; pooled {pooled:.0%})"
+    )
+    print(f"  [{'met' if ratio >= 0.85 else 'MISSED'}] target (enforcement): enforced >= 85% of unenforced")
+    print(
+        f"  [{'met' if ratio >= 0.80 else 'MISSED'}] target (with metering and cost sampling, both on in "
+        "'enforced'): >= 80% of unenforced"
+    )
     if on["errors"] or off["errors"]:
         print("  WARNING: some requests failed or were not 2xx")
     print(f"({time.monotonic() - started:.0f} s)")

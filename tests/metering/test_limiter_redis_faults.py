@@ -154,3 +154,80 @@ def test_a_limiter_pointing_where_nothing_listens_raises_limiter_unavailable_qui
     with pytest.raises(LimiterUnavailable):
         limiter_on(port).check(make_limits(), now_ms=now_ms())
     assert time.monotonic() - started < 1
+
+
+def client_ids(server):
+    """Redis's ids of the connections open on the server."""
+    return {entry["id"] for entry in redis.Redis(port=server.port).client_list()}
+
+
+def test_each_thread_checks_on_a_connection_of_its_own_and_keeps_it(server, limiter):
+    import threading
+
+    limiter.check(make_limits(), now_ms=now_ms())  # connects (and loads the script)
+    warm = client_ids(server)
+    for _ in range(5):
+        limiter.check(make_limits(), now_ms=now_ms())
+    same_thread = client_ids(server)
+    assert len(same_thread - warm) == 1  # only client_ids' own probe: the checks reused one
+    checked, done = threading.Event(), threading.Event()
+
+    def other_thread():
+        limiter.check(make_limits(), now_ms=now_ms())
+        checked.set()
+        done.wait(5)  # alive while we look: its connection lives as long as the thread
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    checked.wait(5)
+    try:
+        assert len(client_ids(server) - same_thread) == 2  # the other thread's connection, and the probe
+    finally:
+        done.set()
+        thread.join()
+
+
+def test_a_forked_child_does_not_share_its_parents_connection(server, limiter):
+    import multiprocessing
+
+    limiter.check(make_limits(), now_ms=now_ms())
+    LIMITER_BY_PORT[server.port] = limiter  # the child inherits it by the fork
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        used = pool.apply(_child_check, (server.port,))
+    assert used == 2  # parent and child each counted once: no reply read by the wrong process
+    assert limiter.check(make_limits(), now_ms=now_ms()).quota_used == 3
+
+
+def _child_check(port):
+    from metering.limiter import _thread_connection
+
+    parent_connection = _thread_connection.connection
+    decision = LIMITER_BY_PORT[port].check(make_limits(), now_ms=now_ms())
+    assert _thread_connection.connection is not parent_connection
+    return decision.quota_used
+
+
+LIMITER_BY_PORT = {}
+
+
+def test_threads_coming_and_going_never_use_up_the_clients_pool(server):
+    import threading
+
+    pool = redis.ConnectionPool(host="127.0.0.1", port=server.port, max_connections=2)
+    limiter = RedisLimiter(redis.Redis(connection_pool=pool))
+    limiter.check(make_limits(), now_ms=now_ms())  # loads the script through the pool
+    errors = []
+
+    def check():
+        try:
+            limiter.check(make_limits(), now_ms=now_ms())
+        except Exception as error:
+            errors.append(error)
+
+    for _ in range(10):
+        thread = threading.Thread(target=check)
+        thread.start()
+        thread.join()
+    assert errors == []
+    assert redis.Redis(connection_pool=pool).ping()
