@@ -68,7 +68,7 @@ clean:
 # Benchmarks, one command each (benchmarks/*.py). They need PostgreSQL and Redis
 # on 127.0.0.1 and FLUSH Redis database 10 (override: BENCH_REDIS_URL);
 # bench-http uses wrk when installed (apt-get install wrk), else a Python load generator.
-.PHONY: install-bench bench-limiter bench-http
+.PHONY: install-bench bench-limiter bench-http bench-webhook
 
 $(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-bench.txt
@@ -81,3 +81,6 @@ bench-limiter: install-bench
 
 bench-http: install-bench
 	$(BIN)/python benchmarks/http.py
+
+bench-webhook: install-bench
+	$(BIN)/python benchmarks/webhook.py
