@@ -168,14 +168,8 @@ class StripeDouble:
         return subscription
 
     def update_subscription(self, subscription_id: str, **changes) -> dict:
+        """Change top-level fields (status, cancel_at_period_end, ended_at...), as Stripe would."""
         subscription = self.subscriptions[subscription_id]
-        for name in ("current_period_start", "current_period_end"):
-            if name in changes:
-                for item in subscription["items"]["data"]:
-                    item[name] = changes.pop(name)
-                    changes[name] = item[name]
-        changes.pop("current_period_start", None)
-        changes.pop("current_period_end", None)
         subscription.update(changes)
         return subscription
 
