@@ -67,8 +67,14 @@ clean:
 
 # Benchmarks, one command each (benchmarks/*.py). They need PostgreSQL and Redis
 # on 127.0.0.1 and FLUSH Redis database 10 (override: BENCH_REDIS_URL);
-# bench-http uses wrk when installed (apt-get install wrk), else a Python load generator.
+# bench-http drives the load with Debian's wrk, installed from apt when missing
+# (benchmarks/http.py falls back to a Python load generator without it).
 .PHONY: install-bench bench-limiter bench-http bench-webhook
+WRK := /usr/bin/wrk
+
+$(WRK):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 
 $(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-bench.txt
@@ -79,7 +85,7 @@ install-bench: $(VENV)/.installed-bench
 bench-limiter: install-bench
 	$(BIN)/python benchmarks/limiter.py
 
-bench-http: install-bench
+bench-http: install-bench $(WRK)
 	$(BIN)/python benchmarks/http.py
 
 bench-webhook: install-bench

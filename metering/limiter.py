@@ -15,6 +15,7 @@ The caller passes the time in; neither backend reads a clock.
 import hashlib
 import math
 import os
+import select
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,9 +82,22 @@ class Limits:
             redis_key("quota", customer_id, start),
             pending_key(customer_id),
         )
+        period_end_ms = int(self.period_end.timestamp() * 1000)
+        # check_and_reserve.lua's keys and the arguments that stay the same all
+        # period, already in Redis's wire format: the request adds four more.
+        fixed = (
+            *keys,
+            self.burst,
+            self.quota,
+            self.ceiling,
+            period_end_ms + QUOTA_TTL_SLACK_MS,
+            PENDING_TTL_MS,
+        )
         object.__setattr__(self, "redis_keys", keys)
         object.__setattr__(self, "period_start_ms", start * 1000)
-        object.__setattr__(self, "period_end_ms", int(self.period_end.timestamp() * 1000))
+        object.__setattr__(self, "period_end_ms", period_end_ms)
+        object.__setattr__(self, "check_fixed_args", fixed)
+        object.__setattr__(self, "check_command_head", _command_head(CHECK_AND_RESERVE, len(keys), fixed, 4))
 
 
 @dataclass(frozen=True)
@@ -154,68 +168,73 @@ def pending_key(customer_id: int | str) -> str:
     return redis_key("usage", customer_id)
 
 
-def _script_args(
-    limits: Limits, cost: int, now_ms: int, seed: int | None, bill_field: str | None
-) -> tuple[list[str], list]:
-    keys = limits.redis_keys
-    quota_ttl_ms = max(1, limits.period_end_ms - now_ms) + QUOTA_TTL_SLACK_MS
-    args = [
-        now_ms,
-        limits.burst,
-        limits.quota,
-        cost,
-        quota_ttl_ms,
-        limits.ceiling,
-        -1 if seed is None else seed,
-        bill_field or "",
-        PENDING_TTL_MS,
-    ]
-    return keys, args
+def _bulk(value) -> bytes:
+    """One RESP bulk string, as redis-py would encode `value`."""
+    data = value if isinstance(value, bytes) else str(value).encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def _command_head(source: str, key_count: int, fixed: tuple, more: int) -> bytes:
+    """The start of an EVALSHA command in Redis's wire format: array header,
+    script SHA, keys and fixed arguments; `more` arguments follow per call."""
+    items = (b"EVALSHA", SCRIPT_SHAS[source], key_count, *fixed)
+    return b"*%d\r\n" % (len(items) + more) + b"".join(map(_bulk, items))
 
 
 class _ThreadConnection(threading.local):
     connection = None
     pool = None
     pid = None
+    sock = None
+    poller = None
 
 
 _thread_connection = _ThreadConnection()
 
 
-def _evalsha(client, sha: str, keys: list[str], args: list):
-    """EVALSHA on a connection this thread keeps, rather than through the
-    client's pool.
+def _connection(pool):
+    """The Redis connection this thread keeps for the limiter, ready to use.
 
-    Measured here, the pool's checkout and return, its locks and the command
-    dispatch around them cost more client CPU (about 60 of 140 µs in a whole
-    request) than the round trip itself. The connection is redis-py's own, so
-    AUTH, SELECT, TLS, timeouts and the client's retry policy apply as before.
-    A client without a plain connection pool (Redis Cluster) keeps the
-    ordinary path.
+    Not one from the pool: measured here, the pool's checkout and return, its
+    locks and the command dispatch around them cost more client CPU than the
+    round trip itself. It is redis-py's own Connection, made with the pool's
+    settings (AUTH, SELECT, TLS, timeouts, retry policy) but outside its
+    count: the pool never gets it back, and its max_connections is for its own.
     """
-    pool = getattr(client, "connection_pool", None)
-    if pool is None or not hasattr(pool, "connection_class"):
-        return client.evalsha(sha, len(keys), *keys, *args)
     local = _thread_connection
     pid = os.getpid()
     if local.connection is None or local.pool is not pool or local.pid != pid:
-        # A new thread, a new client, or a forked child (never share a parent's
-        # socket). Made with the pool's settings but outside its count: the pool
-        # never gets it back, and its max_connections is for its own.
+        # A new thread, a new client, or a forked child (never share a parent's socket).
         local.connection, local.pool, local.pid = pool.connection_class(**pool.connection_kwargs), pool, pid
+        local.sock = None
     connection = local.connection
-    # As the pool checks a connection it hands out: a socket the server closed
-    # (a Redis restart) reads as ready; reconnect rather than fail this request.
-    connection.connect()
-    try:
-        if connection.can_read():
-            raise RedisConnectionError("the connection has unread data or was closed")
-    except (RedisConnectionError, RedisTimeoutError, OSError):
-        connection.disconnect()
+    if connection._sock is None:
         connection.connect()
+    if connection._sock is not local.sock:
+        local.sock, local.poller = connection._sock, select.poll()
+        local.poller.register(local.sock, select.POLLIN)
+    # Nothing is owed to us between calls: a socket that reads as ready was
+    # closed by the server (a Redis restart). Reconnect rather than fail the
+    # request, as the pool does on checkout; one poll() is the whole check.
+    if local.poller.poll(0):
+        connection.disconnect()
+        return _connection(pool)
+    return connection
+
+
+def _send(client, packed: bytes, items: tuple):
+    """Sends one command, `packed` in Redis's wire format, and returns the reply.
+
+    `items` is the same command unpacked, for a client without a plain
+    connection pool (Redis Cluster), which keeps redis-py's ordinary path.
+    """
+    pool = getattr(client, "connection_pool", None)
+    if pool is None or not hasattr(pool, "connection_class"):
+        return client.execute_command(*items)
+    connection = _connection(pool)
 
     def call():
-        connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
+        connection.send_packed_command((packed,), check_health=False)
         return connection.read_response()
 
     # On a connection or timeout error: drop the socket (a half-read reply must
@@ -223,20 +242,32 @@ def _evalsha(client, sha: str, keys: list[str], args: list):
     return connection.retry.call_with_retry(call, lambda error: connection.disconnect())
 
 
+def _evalsha(client, sha: str, keys: list, args: list):
+    """EVALSHA of any script on the limiter's connection (see _connection)."""
+    items = ("EVALSHA", sha, len(keys), *keys, *args)
+    return _send(client, b"*%d\r\n" % len(items) + b"".join(map(_bulk, items)), items)
+
+
+_REASONS = tuple(Reason)
+
+
 class RedisLimiter:
     def __init__(self, client=None):
         self._fixed_client = client
 
-    def _run(self, source: str, keys: list[str], args: list):
-        client = self._fixed_client or _django_redis_client()
-        sha = SCRIPT_SHAS[source]
+    def _client(self):
+        return self._fixed_client or _django_redis_client()
+
+    def _call(self, source: str, send):
+        """Runs `send(client)`, loading `source` first if Redis lost its script cache."""
+        client = self._client()
         try:
             try:
-                return _evalsha(client, sha, keys, args)
+                return send(client)
             except NoScriptError:
                 # A restarted Redis has an empty script cache: load and retry.
                 client.script_load(source)
-                return _evalsha(client, sha, keys, args)
+                return send(client)
         except (RedisConnectionError, RedisTimeoutError) as error:
             raise LimiterUnavailable(str(error)) from error
 
@@ -254,9 +285,15 @@ class RedisLimiter:
         `seed`: usage to start a missing counter from, or None to get
         Reason.NEEDS_SEED back when the counter is missing.
         """
-        keys, args = _script_args(limits, cost, now_ms, seed, bill_field)
-        admitted, reason, used, remaining, wait_ms = self._run(CHECK_AND_RESERVE, keys, args)
-        return Decision(limits, now_ms, Reason(reason), used, remaining, wait_ms)
+        per_call = (now_ms, cost, -1 if seed is None else seed, bill_field or "")
+        packed = limits.check_command_head + b"".join(map(_bulk, per_call))
+
+        def send(client):
+            items = ("EVALSHA", SCRIPT_SHAS[CHECK_AND_RESERVE], 3, *limits.check_fixed_args, *per_call)
+            return _send(client, packed, items)
+
+        reason, used, remaining, wait_ms = self._call(CHECK_AND_RESERVE, send).split()
+        return Decision(limits, now_ms, _REASONS[int(reason)], int(used), int(remaining), int(wait_ms))
 
     def settle(self, request: SettleRequest) -> Settlement:
         limits = request.decision.limits
@@ -269,7 +306,7 @@ class RedisLimiter:
             PENDING_TTL_MS,
             IDEMPOTENCY_TTL_SECONDS,
         ]
-        billed, used = self._run(SETTLE, keys, args)
+        billed, used = self._call(SETTLE, lambda client: _evalsha(client, SCRIPT_SHAS[SETTLE], keys, args))
         return Settlement(bool(billed), used)
 
 
@@ -296,8 +333,9 @@ class MemoryLimiter:
         seed: int | None = 0,
         bill_field: str | None = None,
     ) -> Decision:
-        (burst_key, counter_key, _), args = _script_args(limits, cost, now_ms, seed, bill_field)
-        _, burst, quota, cost, quota_ttl, ceiling, *_ = args
+        burst_key, counter_key, _ = limits.redis_keys
+        burst, ceiling = limits.burst, limits.ceiling
+        counter_expires = limits.period_end_ms + QUOTA_TTL_SLACK_MS
         # Whole ticks of 1/burst ms ahead of now, as in the script (see there why).
         window = BURST_WINDOW_MS * burst
         with self._lock:
@@ -317,7 +355,10 @@ class MemoryLimiter:
             wait = math.ceil(new_ahead / burst)
             # Rounded as the script's %.3f string is, so both backends decide alike.
             self._store[burst_key] = (round(now_ms + new_ahead / burst, 3), now_ms + wait + 1)
-            self._store[counter_key] = (used + cost, now_ms + quota_ttl)
+            if stored is None:
+                self._store[counter_key] = (used + cost, max(now_ms + 1, counter_expires))
+            else:  # as INCRBY: the counter keeps the expiry it was made with
+                self._store[counter_key] = (used + cost, self._store[counter_key][1])
             self._prune(now_ms)
         if bill_field:
             _add_usage(limits.customer_id, bill_field, cost)

@@ -1,9 +1,10 @@
 """metering/lua/check_and_reserve.lua, called directly with redis-py (EVALSHA).
 
-KEYS: burst TAT, quota counter, the customer's pending usage hash. ARGV: now ms,
-burst, quota, cost, quota TTL ms, ceiling (quota, or -1 for overage), seed, usage field to bill
-("" to only reserve), pending TTL ms.
-Returns {admitted, reason, used, burst_remaining, wait_ms}.
+KEYS: burst TAT, quota counter, the customer's pending usage hash. ARGV: burst,
+quota, ceiling (quota, or -1 for overage), when the counter may expire (ms),
+pending TTL ms, then now ms, cost, seed, usage field to bill ("" to only reserve).
+Returns the status reply "reason used burst_remaining wait_ms"; `call` below
+turns it into [admitted, reason, used, burst_remaining, wait_ms].
 """
 
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ BURST_KEY = redis_key("burst", 42)
 QUOTA_KEY = redis_key("quota", 42, int(START.timestamp()))
 PENDING_KEY = redis_key("usage", 42)
 FIELD = usage_field(hour_of(NOW_MS), 7, "api:echo")
+FIXED_ARGS = [5, 1_000, 1_000, END_MS, PENDING_TTL_MS]  # burst, quota, ceiling, counter expiry, pending TTL
 
 
 @pytest.fixture
@@ -38,8 +40,9 @@ def script(client):
 
 def call(script, *, now=NOW_MS, burst=5, quota=1_000, cost=1, hard=1, seed=0, bill=""):
     ceiling = quota if hard else -1
-    args = [now, burst, quota, cost, END_MS - now + 60_000, ceiling, seed, bill, PENDING_TTL_MS]
-    return script(keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY], args=args)
+    args = [burst, quota, ceiling, END_MS + 60_000, PENDING_TTL_MS, now, cost, seed, bill]
+    reason, *figures = map(int, script(keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY], args=args).split())
+    return [int(reason == 0), reason, *figures]
 
 
 def pending(client) -> dict[str, int]:
@@ -52,17 +55,23 @@ def customer_memory(client):
 
 def test_it_refuses_a_call_with_two_keys(script):
     with pytest.raises(ResponseError, match="expected 3 keys"):
-        script(keys=[BURST_KEY, QUOTA_KEY], args=[NOW_MS, 5, 1_000, 1, 60_000, 1, 0, "", PENDING_TTL_MS])
+        script(keys=[BURST_KEY, QUOTA_KEY], args=[*FIXED_ARGS, NOW_MS, 1, 0, ""])
 
 
 def test_it_refuses_a_call_with_eight_arguments(script):
     with pytest.raises(ResponseError, match="expected 9 arguments"):
-        script(keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY], args=[NOW_MS, 5, 1_000, 1, 60_000, 1, 0, ""])
+        script(
+            keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY],
+            args=[5, 1_000, 1_000, END_MS, PENDING_TTL_MS, NOW_MS, 1, 0],
+        )
 
 
 def test_a_refused_call_writes_nothing(client, script):
     with pytest.raises(ResponseError):
-        script(keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY], args=[NOW_MS, 5, 1_000, 1, 60_000, 1, 0, FIELD])
+        script(
+            keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY],
+            args=[5, 1_000, 1_000, END_MS, PENDING_TTL_MS, NOW_MS, 1, 0, FIELD, "extra"],
+        )
     assert client.keys("*") == []
 
 
@@ -114,11 +123,19 @@ def test_a_bill_sets_the_pending_hashs_ttl(client, script):
     assert PENDING_TTL_MS - 5_000 < client.pttl(PENDING_KEY) <= PENDING_TTL_MS
 
 
-def test_a_bill_renews_the_pending_hashs_ttl(client, script):
+def test_a_new_usage_field_renews_the_pending_hashs_ttl(client, script):
     call(script, bill=FIELD)
     client.pexpire(PENDING_KEY, 1_000)
-    call(script, now=NOW_MS + 1000, bill=FIELD)
+    call(script, now=NOW_MS + 3_600_000, bill=usage_field(hour_of(NOW_MS + 3_600_000), 7, "api:echo"))
     assert client.pttl(PENDING_KEY) > 1_000
+
+
+def test_a_bill_to_an_existing_field_leaves_the_ttl_alone(client, script):
+    # One command fewer per request; the hash is renewed at least every hour.
+    call(script, bill=FIELD)
+    client.pexpire(PENDING_KEY, 50_000)
+    call(script, now=NOW_MS + 1000, bill=FIELD)
+    assert 0 < client.pttl(PENDING_KEY) <= 50_000
 
 
 def test_an_empty_usage_field_reserves_but_bills_nothing(client, script):
