@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/http.py        (or: make bench-http)
 
 Starts gunicorn twice on 127.0.0.1 (saas.wsgi, 2 gthread workers x 4 threads,
-DEBUG off, PostgreSQL and Redis): once as deployed, once with
+each taking 8 of the 16 connections, DEBUG off, PostgreSQL and Redis): once as deployed, once with
 RATE_LIMIT_ENABLED=false (no throttle classes: not limited, not metered).
 A customer with a quota and burst no run reaches gets a fresh key; each server
 is warmed up, then `wrk` (or, without it, a Python load generator) drives
@@ -167,6 +167,11 @@ class Server:
                 f"--workers={WORKERS}",
                 "--worker-class=gthread",
                 f"--threads={THREADS}",
+                # Each worker takes its share of the keep-alive connections and
+                # no more. Left to race for them, one worker sometimes took all
+                # 16 (seen here: half the machine idle, throughput halved), so a
+                # slice measured luck in accept() rather than the server.
+                f"--worker-connections={-(-CONNECTIONS // WORKERS)}",
                 "--graceful-timeout=5",
                 "--log-level=warning",
             ],

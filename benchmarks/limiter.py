@@ -7,8 +7,13 @@ Four contenders, all on the same Redis database and measured in one run:
 - ours:   metering.limiter.RedisLimiter, one EVALSHA of check_and_reserve.lua per check;
 - DRF:    rest_framework's SimpleRateThrottle on the django-redis cache;
 - limits: the `limits` library's MovingWindowRateLimiter on Redis;
-- floor:  a trivial one-EVALSHA script (INCR), the cost of one round trip,
-          sent the way ours sends its script (a connection kept per thread).
+- floor:  a trivial one-EVALSHA script (INCR) through redis-py's client (its
+          pool, command packing and reply parsing): one round trip as an
+          application makes it, the reference the issue calibrates (`limits`
+          about at the floor, DRF's two round trips about 60% of it);
+- raw floor: the same script packed once and sent on a connection kept per
+          thread, the way ours sends its own: the least one round trip costs
+          a Python process, so "vs raw floor" is all that ours adds to it.
 
 For each: checks per second with 1 and 4 processes (each with its own
 connections, spread over 1,000 customers so that no contender's per-customer
@@ -56,7 +61,8 @@ ADMISSION_QUOTA = 100
 MEMORY_QUOTA = 500_000
 HUGE = 10**12  # a limit no throughput run reaches
 TIME_LIMIT_SECONDS = 240
-CONTENDERS = ["ours", "DRF", "limits", "floor"]
+CONTENDERS = ["ours", "DRF", "limits", "floor", "raw floor"]
+FLOORS = ("floor", "raw floor")
 FLOOR_SCRIPT = "return redis.call('INCR', KEYS[1])"
 
 
@@ -323,9 +329,9 @@ class QueueingClient:
 
         redis_client().script_load(CHECK_AND_RESERVE)  # EVALSHA in a pipeline cannot load it
 
-    def evalsha(self, sha, numkeys, *keys_and_args):
-        self.pipe.evalsha(sha, numkeys, *keys_and_args)
-        return [1, 0, 0, 0, 0]
+    def execute_command(self, *command):
+        self.pipe.execute_command(*command)
+        return b"0 0 0 0"  # "admitted"; the real reply is the pipeline's
 
 
 def memory_ours():
@@ -339,7 +345,7 @@ def memory_ours():
         queueing.pipe = pipe
         limiter.check(limits, now_ms=int(time.time() * 1000))
 
-    call.admitted = lambda result: result[0] == 1
+    call.admitted = lambda result: result.split()[0] == b"0"
     admitted = pipelined(call, MEMORY_QUOTA - 1)
     # The last check with a burst of 1/s, so that its burst key lives a second
     # (with the huge fill burst it expires within ~2 ms) and can be measured.
@@ -400,7 +406,13 @@ def memory_floor():
     return size, f"{admitted:,} real INCRs, pipelined ({keys} key)"
 
 
-MEMORY = {"ours": memory_ours, "DRF": memory_drf, "limits": memory_limits, "floor": memory_floor}
+MEMORY = {
+    "ours": memory_ours,
+    "DRF": memory_drf,
+    "limits": memory_limits,
+    "floor": memory_floor,
+    "raw floor": memory_floor,
+}
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -417,7 +429,7 @@ def measure():
     progress(f"{PARALLEL_PROCESSES} processes")
     for name in CONTENDERS:
         flush()
-        results[name]["admitted"] = admitted_under_concurrency(name) if name != "floor" else None
+        results[name]["admitted"] = admitted_under_concurrency(name) if name not in FLOORS else None
         flush()
         results[name]["bytes"], results[name]["bytes_note"] = MEMORY[name]()
         progress(f"{name}: admission and memory")
@@ -433,12 +445,14 @@ def progress(what):
 
 
 def table(results):
-    floor = results["floor"]
+    floor, raw = results["floor"], results["raw floor"]
     rows = [
         ("checks/s, 1 process", lambda f: f"{f['rate1']:,.0f}"),
         (f"checks/s, {PARALLEL_PROCESSES} processes", lambda f: f"{f['rate4']:,.0f}"),
         ("vs floor, 1 process", lambda f: f"{f['rate1'] / floor['rate1']:.0%}"),
         (f"vs floor, {PARALLEL_PROCESSES} processes", lambda f: f"{f['rate4'] / floor['rate4']:.0%}"),
+        ("vs raw floor, 1 process", lambda f: f"{f['rate1'] / raw['rate1']:.0%}"),
+        (f"vs raw floor, {PARALLEL_PROCESSES} processes", lambda f: f"{f['rate4'] / raw['rate4']:.0%}"),
         ("p50 latency, us", lambda f: f"{f['p50']:.0f}"),
         ("p99 latency, us", lambda f: f"{f['p99']:.0f}"),
         (
@@ -477,26 +491,21 @@ def main():
     print()
     print("Redis bytes, how measured (MEMORY USAGE SAMPLES 0, summed over the customer's keys):")
     for name in CONTENDERS:
-        print(f"  {name:<7} {results[name]['bytes_note']}")
+        print(f"  {name:<9} {results[name]['bytes_note']}")
     for name in CONTENDERS:
         if results[name]["denied"]:
             print(f"  WARNING: {name} denied {results[name]['denied']:,} throughput checks")
-    ours, floor = results["ours"], results["floor"]
+    ours = results["ours"]
     print()
     print("Targets:")
-    targets = [
-        ("0 over-admission (ours admits exactly 100)", ours["admitted"] == ADMISSION_QUOTA),
-        (
-            f"ours >= 90% of the EVALSHA floor, 1 process ({ours['rate1'] / floor['rate1']:.0%})",
-            ours["rate1"] >= 0.9 * floor["rate1"],
-        ),
-        (
-            f"ours >= 90% of the EVALSHA floor, {PARALLEL_PROCESSES} processes "
-            f"({ours['rate4'] / floor['rate4']:.0%})",
-            ours["rate4"] >= 0.9 * floor["rate4"],
-        ),
-        (f"<= 1 KB Redis per customer ({ours['bytes']:,.0f} B)", ours["bytes"] <= 1024),
-    ]
+    targets = [("0 over-admission (ours admits exactly 100)", ours["admitted"] == ADMISSION_QUOTA)]
+    for floor_name in FLOORS:
+        floor = results[floor_name]
+        for rate, processes in (("rate1", 1), ("rate4", PARALLEL_PROCESSES)):
+            ratio = ours[rate] / floor[rate]
+            label = f"ours >= 90% of the {floor_name}, {processes} process(es) ({ratio:.0%})"
+            targets.append((label, ratio >= 0.9))
+    targets.append((f"<= 1 KB Redis per customer ({ours['bytes']:,.0f} B)", ours["bytes"] <= 1024))
     for label, met in targets:
         print(f"  [{'met' if met else 'MISSED'}] {label}")
     print(f"({time.monotonic() - STARTED:.0f} s)")
