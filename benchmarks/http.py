@@ -11,6 +11,8 @@ GET /api/v1/echo?msg=hi from a separate process with a fixed number of
 keep-alive connections. The two servers take turns in slices (ABBAAB...),
 so that the noise of a shared machine falls on both alike; the figures are
 over all slices of a server, latency percentiles from the merged histogram.
+It also prints the CPU the gunicorn workers and Redis used per request served
+(from /proc, when Redis runs on this machine): where enforcement's cost goes.
 
 PostgreSQL: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/saas_bench,
 created and migrated when missing). Redis: BENCH_REDIS_URL (default
@@ -217,6 +219,51 @@ class Server:
         self.log_file.close()
 
 
+# --- CPU accounting ---------------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_fields(pid):
+    """/proc/<pid>/stat after the command name (field 3, the state, first); None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def cpu_seconds(pids):
+    """User plus system CPU the processes have used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def children_of(parent):
+    if not Path("/proc").is_dir():
+        return []
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and (fields := _stat_fields(entry.name)) and int(fields[1]) == parent
+    ]
+
+
+def redis_pid():
+    """Redis's process id when it runs on this machine, else None."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        pid = client.info("server").get("process_id")
+    finally:
+        client.close()
+    return pid if pid and _stat_fields(pid) else None
+
+
 # --- load -------------------------------------------------------------------------------------
 
 
@@ -351,9 +398,15 @@ def main():
             runs = {server.mode: [] for server in servers}
             pair_ratios = []
             order = servers + servers[::-1]  # ABBA, repeated
+            redis_process = redis_pid()
             for number in range(SLICES * len(servers)):
                 server = order[number % len(order)]
-                runs[server.mode].append(drive(server, SLICE_SECONDS))
+                workers = children_of(server.process.pid)
+                before = cpu_seconds(workers), cpu_seconds([redis_process] if redis_process else [])
+                run = drive(server, SLICE_SECONDS)
+                after = cpu_seconds(workers), cpu_seconds([redis_process] if redis_process else [])
+                run["worker_cpu"], run["redis_cpu"] = after[0] - before[0], after[1] - before[1]
+                runs[server.mode].append(run)
                 if number % 2:  # each pair of adjacent slices ran one of each, close in time
                     on, off = runs["enforced"][-1], runs["unenforced"][-1]
                     pair_ratios.append((on["requests"] / on["seconds"]) / (off["requests"] / off["seconds"]))
@@ -368,7 +421,11 @@ def main():
         for run in slices:
             for micros, count in run["histogram"].items():
                 histogram[micros] = histogram.get(micros, 0) + count
+        requests = sum(r["requests"] for r in slices)
         figures[mode] = {
+            # CPU of the gunicorn workers and of Redis over the slices, per request served
+            "worker_us": sum(r["worker_cpu"] for r in slices) / requests * 1e6 if requests else 0,
+            "redis_us": sum(r["redis_cpu"] for r in slices) / requests * 1e6 if requests else 0,
             "rate": sum(r["requests"] for r in slices) / sum(r["seconds"] for r in slices),
             "requests": sum(r["requests"] for r in slices),
             "errors": sum(r["errors"] for r in slices),
@@ -388,6 +445,8 @@ def main():
         ("p99 latency, ms", lambda f: f"{f['p99']:.2f}"),
         ("requests", lambda f: f"{f['requests']:,}"),
         ("errors or non-2xx", lambda f: f"{f['errors']:,}"),
+        ("worker CPU/req, us", lambda f: f"{f['worker_us']:,.0f}"),
+        ("Redis CPU/req, us", lambda f: f"{f['redis_us']:,.0f}"),
     ]
     print(f"{'':<20}{'enforced':>12}{'unenforced':>12}")
     print("-" * 44)

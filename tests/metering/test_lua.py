@@ -216,6 +216,33 @@ def test_the_limiter_bills_to_the_customers_pending_hash(client):
     assert pending(client) == {FIELD: 2}
 
 
+class ClusterLikeClient:
+    """A client without a plain connection pool, as redis-py's RedisCluster:
+    the limiter must send through its execute_command (here, a real Redis)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.commands = []
+
+    def execute_command(self, *command):
+        self.commands.append(command[0])
+        return self.client.execute_command(*command)
+
+    def script_load(self, source):
+        return self.client.script_load(source)
+
+
+def test_a_client_without_a_plain_pool_gets_the_same_decisions(client):
+    cluster_like = ClusterLikeClient(client)
+    limiter = RedisLimiter(cluster_like)
+    limits = Limits(customer_id=42, burst=5, quota=2, period_start=START, period_end=END)
+    client.script_flush()  # the script is loaded through the client when missing
+    decisions = [limiter.check(limits, now_ms=NOW_MS + 1000 * n, bill_field=FIELD) for n in range(3)]
+    assert [(d.admitted, d.quota_used) for d in decisions] == [(True, 1), (True, 2), (False, 2)]
+    assert cluster_like.commands == ["EVALSHA"] * 4  # one refused with NOSCRIPT, then reloaded
+    assert pending(client) == {FIELD: 2}
+
+
 def test_a_customers_keys_map_to_one_cluster_slot():
     assert len({key_slot(key.encode()) for key in (BURST_KEY, QUOTA_KEY, PENDING_KEY)}) == 1
 
