@@ -192,7 +192,7 @@ class _ThreadConnection(threading.local):
 _thread_connection = _ThreadConnection()
 
 
-def _connection(pool):
+def _connection(pool, reconnected: bool = False):
     """The Redis connection this thread keeps for the limiter, ready to use.
 
     Not one from the pool: measured here, the pool's checkout and return, its
@@ -218,7 +218,9 @@ def _connection(pool):
     # request, as the pool does on checkout; one poll() is the whole check.
     if local.poller.poll(0):
         connection.disconnect()
-        return _connection(pool)
+        if reconnected:  # a fresh connection already reads as closed: Redis refuses us
+            raise RedisConnectionError("Redis closed a new connection at once")
+        return _connection(pool, reconnected=True)
     return connection
 
 

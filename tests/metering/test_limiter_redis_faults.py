@@ -231,3 +231,34 @@ def test_threads_coming_and_going_never_use_up_the_clients_pool(server):
         thread.join()
     assert errors == []
     assert redis.Redis(connection_pool=pool).ping()
+
+
+def test_a_connection_the_server_closed_is_replaced_without_an_error(server, limiter):
+    limiter.check(make_limits(), now_ms=now_ms())
+    admin = redis.Redis(port=server.port)
+    killed = admin.client_kill_filter(_type="normal", skipme=True)
+    assert killed >= 1
+    assert limiter.check(make_limits(), now_ms=now_ms()).quota_used == 2
+
+
+class ChattyConnection(redis.Connection):
+    """Leaves a reply unread on every new connection, so that each one reads as
+    "closed or dirty" the moment it is made."""
+
+    def on_connect_check_health(self, check_health=True):
+        super().on_connect_check_health(check_health=check_health)
+        self.send_command("PING")
+        time.sleep(0.01)  # let the reply arrive
+
+
+def test_a_connection_that_is_dirty_when_made_gives_limiter_unavailable_not_a_loop(server):
+    pool = redis.ConnectionPool(
+        connection_class=ChattyConnection,
+        host="127.0.0.1",
+        port=server.port,
+        socket_timeout=TIMEOUT_SECONDS,
+        socket_connect_timeout=TIMEOUT_SECONDS,
+    )
+    limiter = RedisLimiter(redis.Redis(connection_pool=pool))
+    with pytest.raises(LimiterUnavailable, match="closed a new connection"):
+        limiter.check(make_limits(), now_ms=now_ms())
