@@ -14,6 +14,13 @@ over all slices of a server, latency percentiles from the merged histogram.
 It also prints the CPU the gunicorn workers and Redis used per request served
 (from /proc, when Redis runs on this machine): where enforcement's cost goes.
 
+Then, with no load and no server, the thread CPU of one request through the
+WSGI application in a single process, for three cases: unenforced; enforced
+with the limiter's answer replayed from memory (the throttle, headers, billing
+guess and cost sample all run, only the Redis round trip is left out: a
+diagnostic, not a shipped mode); and enforced as deployed. The differences
+split enforcement's cost into the Python around the check and the round trip.
+
 PostgreSQL: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/saas_bench,
 created and migrated when missing). Redis: BENCH_REDIS_URL (default
 redis://127.0.0.1:6379/10), FLUSHED at the start. Ambient DATABASE_URL and
@@ -357,6 +364,98 @@ def percentile(histogram, fraction):
     return 0
 
 
+# --- CPU per request in one process -------------------------------------------------------------
+
+CPU_ROUNDS, CPU_REQUESTS, CPU_WARMUP = 7, 3000, 2000
+CPU_CASES = (
+    ("unenforced", "false", False),
+    ("enforced, limiter answer replayed from memory", "true", True),
+    ("enforced", "true", False),
+)
+
+
+def request_cpu(secret_key, key):
+    """Each case in a fresh process: median thread CPU per request, in us."""
+    figures = []
+    for label, enabled, replay in CPU_CASES:
+        command = [sys.executable, __file__, "--request-cpu", key, "replay" if replay else "redis"]
+        env = server_env(secret_key, enabled)
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        if result.returncode:
+            sys.exit(f"request CPU ({label}) failed:\n{result.stderr[-3000:]}")
+        figures.append((label, statistics.median(json.loads(result.stdout))))
+    return figures
+
+
+def request_cpu_main(key, limiter_mode):
+    """--request-cpu mode: prints a JSON list, thread CPU us per request per round."""
+    import io
+
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.wsgi import get_wsgi_application
+
+    application = get_wsgi_application()
+    if limiter_mode == "replay":
+        import metering.throttling
+        from metering.limiter import get_limiter
+
+        class ReplayingLimiter:
+            """Asks Redis once, then answers every check with that decision."""
+
+            def __init__(self, limiter):
+                self.limiter, self.decision = limiter, None
+
+            def check(self, limits, **options):
+                if self.decision is None:
+                    self.decision = self.limiter.check(limits, **options)
+                return self.decision
+
+        replaying = ReplayingLimiter(get_limiter())
+        metering.throttling.get_limiter = lambda: replaying
+
+    path, query = PATH.split("?")
+    statuses = []
+
+    def start_response(status, headers, exc_info=None):
+        statuses.append(status)
+
+    def one_request():
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": HOST,
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": HOST,
+            "HTTP_AUTHORIZATION": f"Bearer {key}",
+            "REMOTE_ADDR": HOST,
+            "wsgi.input": io.BytesIO(),
+            "wsgi.errors": sys.stderr,
+            "wsgi.url_scheme": "http",
+        }
+        body = application(environ, start_response)
+        b"".join(body)
+        body.close()
+
+    for _ in range(CPU_WARMUP):
+        one_request()
+    if not statuses[-1].startswith("200"):
+        sys.exit(f"GET {PATH}: {statuses[-1]}")
+    rounds = []
+    for _ in range(CPU_ROUNDS):
+        started = time.thread_time()
+        for _ in range(CPU_REQUESTS):
+            one_request()
+        rounds.append((time.thread_time() - started) / CPU_REQUESTS * 1e6)
+    if not all(status.startswith("200") for status in statuses):
+        sys.exit("some requests were not 200")
+    print(json.dumps(rounds))
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -414,6 +513,8 @@ def main():
         finally:
             for server in servers:
                 server.stop()
+    cpu_figures = request_cpu(secret_key, key)
+    log(f"request CPU measured ({time.monotonic() - started:.0f} s)")
 
     figures = {}
     for mode, slices in runs.items():
@@ -468,11 +569,21 @@ def main():
     )
     if on["errors"] or off["errors"]:
         print("  WARNING: some requests failed or were not 2xx")
+    print()
+    print(
+        f"thread CPU of one request in one process, no load (WSGI application called directly; "
+        f"median of {CPU_ROUNDS} rounds of {CPU_REQUESTS:,}):"
+    )
+    baseline = cpu_figures[0][1]
+    for label, micros in cpu_figures:
+        print(f"  {label:<48}{micros:>7.0f} us  {micros - baseline:+6.0f} us")
     print(f"({time.monotonic() - started:.0f} s)")
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--load":
         load_main(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]))
+    elif len(sys.argv) == 4 and sys.argv[1] == "--request-cpu":
+        request_cpu_main(sys.argv[2], sys.argv[3])
     else:
         main()
