@@ -98,6 +98,11 @@ class Limits:
         object.__setattr__(self, "period_end_ms", period_end_ms)
         object.__setattr__(self, "check_fixed_args", fixed)
         object.__setattr__(self, "check_command_head", _command_head(CHECK_AND_RESERVE, len(keys), fixed, 4))
+        # The RateLimit-Policy header (IETF draft) names both limits; it only
+        # changes with them, so it is written once here rather than per response.
+        quota_window = round((self.period_end - self.period_start).total_seconds())
+        policy = f'{self.burst};w=1;name="burst", {self.quota};w={quota_window};name="quota"'
+        object.__setattr__(self, "rate_limit_policy", policy)
 
 
 @dataclass(frozen=True)

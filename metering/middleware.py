@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 def rate_limit_headers(decision: Decision) -> dict[str, str]:
     limits = decision.limits
-    quota_window = round((limits.period_end - limits.period_start).total_seconds())
     burst = (limits.burst, decision.burst_remaining, decision.burst_reset_seconds)
     quota = (limits.quota, decision.quota_remaining, decision.quota_reset_seconds)
     if decision.reason == Reason.BURST:
@@ -46,7 +45,7 @@ def rate_limit_headers(decision: Decision) -> dict[str, str]:
     else:
         limit, remaining, reset = min(burst, quota, key=lambda item: item[1])
     headers = {
-        "RateLimit-Policy": f'{limits.burst};w=1;name="burst", {limits.quota};w={quota_window};name="quota"',
+        "RateLimit-Policy": limits.rate_limit_policy,
         "RateLimit-Limit": str(limit),
         "RateLimit-Remaining": str(remaining),
         "RateLimit-Reset": str(reset),
@@ -130,10 +129,13 @@ _alerts_queued: set[tuple[int, float, int]] = set()
 def _queue_alerts(limits, used: int) -> None:
     """Queue an alert for every threshold reached. Reached, not crossed: the
     request that crossed it may have failed and been refunded meanwhile."""
+    reached = thresholds_reached(quota=limits.quota, used=used)
+    if not reached:
+        return  # nearly every request
     from .tasks import send_quota_alert
 
     period = limits.period_start.timestamp()
-    for threshold in thresholds_reached(quota=limits.quota, used=used):
+    for threshold in reached:
         if (limits.customer_id, period, threshold) in _alerts_queued:
             continue
         try:
