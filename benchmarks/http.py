@@ -18,11 +18,12 @@ It also prints the CPU the gunicorn workers and Redis used per request served
 (from /proc, when Redis runs on this machine): where enforcement's cost goes.
 
 Then, with no load and no server, the thread CPU of one request through the
-WSGI application in a single process, for three cases: unenforced; enforced
-with the limiter's answer replayed from memory (the throttle, headers, billing
-guess and cost sample all run, only the Redis round trip is left out: a
-diagnostic, not a shipped mode); and enforced as deployed. The differences
-split enforcement's cost into the Python around the check and the round trip.
+WSGI application in a single process, for four cases: unenforced; unenforced
+plus the bare round trip; enforced with the limiter's answer replayed from
+memory (the throttle, headers, billing guess and cost sample all run, only the
+Redis round trip is left out: a diagnostic, not a shipped mode); and enforced
+as deployed. The differences split enforcement's cost into the round trip and
+the Python around the check.
 
 PostgreSQL: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/saas_bench,
 created and migrated when missing). Redis: BENCH_REDIS_URL (default
