@@ -99,19 +99,20 @@ class UnitPrices:
         )
 
 
-def cost_fields(hour: int, endpoint: str, sample: CostSample) -> dict[str, int]:
+# A sample's running totals: requests, CPU us, bytes out, third-party calls,
+# then one count per CPU histogram bucket.
+_TOTALS = ("requests", "cpu_us", "bytes_out", "third_party_calls")
+_TOTALS_LENGTH = len(_TOTALS) + len(CPU_BUCKETS_MS) + 1
+
+
+def cost_fields(hour: int, endpoint: str, totals: list[int]) -> dict[str, int]:
+    """The pending cost hash's fields for one endpoint and hour."""
     prefix = f"c|{hour}|{endpoint}|"
-    return {
-        prefix + "requests": 1,
-        prefix + "cpu_us": round(sample.cpu_ms * 1000),
-        prefix + "bytes_out": sample.bytes_out,
-        prefix + "third_party_calls": sample.third_party_calls,
-        prefix + f"cpu_b{sample.histogram_bucket()}": 1,
-    }
-
-
-def refusal_fields(hour: int, customer_id: int, status: int) -> dict[str, int]:
-    return {f"r|{hour}|{customer_id}|{status}": 1}
+    fields = {prefix + name: value for name, value in zip(_TOTALS, totals, strict=False)}
+    for bucket, count in enumerate(totals[len(_TOTALS) :]):
+        if count:
+            fields[prefix + f"cpu_b{bucket}"] = count
+    return fields
 
 
 class CostAggregator:
@@ -125,27 +126,45 @@ class CostAggregator:
     def __init__(self, interval_seconds: float, clock=time.monotonic):
         self.interval = interval_seconds
         self._clock = clock
-        self._fields: dict[str, int] = defaultdict(int)
+        # Summed per (hour, endpoint) and named only when written: a sample
+        # costs a few additions rather than five formatted field names.
+        self._samples: dict[tuple[int, str], list[int]] = {}
+        self._refusals: dict[tuple[int, int, int], int] = defaultdict(int)
         self._flushed_at = clock()
         self._lock = threading.Lock()
 
     def add(self, hour: int, endpoint: str, sample: CostSample) -> None:
-        self._add_fields(cost_fields(hour, endpoint, sample))
+        cpu_us, bucket = round(sample.cpu_ms * 1000), sample.histogram_bucket()
+        with self._lock:
+            totals = self._samples.get((hour, endpoint))
+            if totals is None:
+                totals = self._samples[(hour, endpoint)] = [0] * _TOTALS_LENGTH
+            totals[0] += 1
+            totals[1] += cpu_us
+            totals[2] += sample.bytes_out
+            totals[3] += sample.third_party_calls
+            totals[len(_TOTALS) + bucket] += 1
+        self._flush_when_due()
 
     def add_refusal(self, hour: int, customer_id: int, status: int) -> None:
-        self._add_fields(refusal_fields(hour, customer_id, status))
-
-    def _add_fields(self, fields: dict[str, int]) -> None:
         with self._lock:
-            for name, value in fields.items():
-                self._fields[name] += value
+            self._refusals[(hour, customer_id, status)] += 1
+        self._flush_when_due()
+
+    def _flush_when_due(self) -> None:
         if self._clock() - self._flushed_at >= self.interval:
             self.flush()
 
     def flush(self) -> None:
         with self._lock:
-            fields, self._fields = self._fields, defaultdict(int)
+            samples, self._samples = self._samples, {}
+            refusals, self._refusals = self._refusals, defaultdict(int)
             self._flushed_at = self._clock()
+        fields = {}
+        for (hour, endpoint), totals in samples.items():
+            fields.update(cost_fields(hour, endpoint, totals))
+        for (hour, customer_id, status), count in refusals.items():
+            fields[f"r|{hour}|{customer_id}|{status}"] = count
         if not fields:
             return
         try:

@@ -36,21 +36,21 @@ logger = logging.getLogger(__name__)
 
 def rate_limit_headers(decision: Decision) -> dict[str, str]:
     limits = decision.limits
-    burst = (limits.burst, decision.burst_remaining, decision.burst_reset_seconds)
-    quota = (limits.quota, decision.quota_remaining, decision.quota_reset_seconds)
-    if decision.reason == Reason.BURST:
-        limit, remaining, reset = burst
-    elif decision.reason == Reason.QUOTA:
-        limit, remaining, reset = quota
+    # The limit that refused, else the one with fewer requests left (the burst on a tie).
+    if decision.reason == Reason.BURST or (
+        decision.reason != Reason.QUOTA and decision.burst_remaining <= decision.quota_remaining
+    ):
+        limit, remaining, reset = limits.burst, decision.burst_remaining, decision.burst_reset_seconds
     else:
-        limit, remaining, reset = min(burst, quota, key=lambda item: item[1])
+        limit, remaining, reset = limits.quota, decision.quota_remaining, decision.quota_reset_seconds
+    limit, remaining = str(limit), str(remaining)
     headers = {
         "RateLimit-Policy": limits.rate_limit_policy,
-        "RateLimit-Limit": str(limit),
-        "RateLimit-Remaining": str(remaining),
+        "RateLimit-Limit": limit,
+        "RateLimit-Remaining": remaining,
         "RateLimit-Reset": str(reset),
-        "X-RateLimit-Limit": str(limit),
-        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Limit": limit,
+        "X-RateLimit-Remaining": remaining,
         "X-RateLimit-Reset": str(math.ceil(decision.now_ms / 1000) + reset),
     }
     if not decision.admitted:
