@@ -3,10 +3,10 @@
 Served with enforcement off, it shows what any design that asks Redis once per
 request costs on this machine before doing any work in Redis: the ceiling for
 the enforced server. The PING goes the way the limiter's own check goes (the
-same per-thread connection and packed command, metering.limiter._send).
+same per-thread connection and packed command, metering.limiter._send_line).
 """
 
-from metering.limiter import _django_redis_client, _send
+from metering.limiter import _django_redis_client, _send_line
 from saas.wsgi import application as django_application
 
 PING = b"*1\r\n$4\r\nPING\r\n"
@@ -14,5 +14,5 @@ PING = b"*1\r\n$4\r\nPING\r\n"
 
 def application(environ, start_response):
     if environ.get("HTTP_AUTHORIZATION"):  # API requests only, as the limiter
-        _send(_django_redis_client(), PING, ("PING",))
+        _send_line(_django_redis_client(), PING, ("PING",))
     return django_application(environ, start_response)
