@@ -157,7 +157,7 @@ def make_floor(limit):
 def make_raw_floor(limit):
     # The least a Python process can spend on one EVALSHA round trip: the
     # command packed once, sent on the connection ours keeps per thread.
-    from metering.limiter import _bulk, _send
+    from metering.limiter import _bulk, _send_line
 
     client = redis_client()
     sha = client.script_load(FLOOR_SCRIPT)
@@ -167,7 +167,7 @@ def make_raw_floor(limit):
         commands.append((b"*4\r\n" + b"".join(map(_bulk, items)), items))
 
     def check(index):
-        return _send(client, *commands[index]) <= limit
+        return _send_line(client, *commands[index]) <= limit
 
     return check
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.cache import caches
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import InvalidResponse, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 KEY_VERSION = "v1"
@@ -250,7 +250,7 @@ def _send(client, packed: bytes, items: tuple):
 
 
 def _send_line(client, packed: bytes, items: tuple):
-    """As _send, for a command whose reply is one line (a status, or an error):
+    """As _send, for a command whose reply is one line (a status, an integer or an error):
     the check script's reply, read straight off the socket. Measured here,
     redis-py's reply parser cost more instructions than the rest of a check's
     Python together; a one-line reply needs none of it."""
@@ -281,9 +281,14 @@ def _line_round_trip(connection, packed: bytes) -> bytes:
         raise RedisConnectionError(f"Error talking to Redis: {error}") from error
     if reply[:1] == b"+":
         return reply[1:-2]
+    if reply[:1] == b":":
+        return int(reply[1:-2])
     if reply[:1] == b"-":  # the same exception classes redis-py's parser raises
         raise connection._parser.parse_error(reply[1:-2].decode())
-    raise RedisConnectionError(f"unexpected reply from Redis: {reply[:40]!r}")
+    # A reply of several lines: the command was not one for this reader. Drop
+    # the connection (the rest of the reply may still be coming) and fail.
+    connection.disconnect()
+    raise InvalidResponse(f"not a one-line reply: {reply[:40]!r}")
 
 
 def _evalsha(client, sha: str, keys: list, args: list):
