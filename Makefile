@@ -69,12 +69,17 @@ clean:
 # on 127.0.0.1 and FLUSH Redis database 10 (override: BENCH_REDIS_URL);
 # bench-http drives the load with Debian's wrk, installed from apt when missing
 # (benchmarks/http.py falls back to a Python load generator without it).
-.PHONY: install-bench bench-limiter bench-http bench-webhook
+.PHONY: install-bench bench-limiter bench-http bench-instructions bench-webhook
 WRK := /usr/bin/wrk
+VALGRIND := /usr/bin/valgrind
 
 $(WRK):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+
+$(VALGRIND):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 
 $(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-bench.txt
@@ -87,6 +92,11 @@ bench-limiter: install-bench
 
 bench-http: install-bench $(WRK)
 	$(BIN)/python benchmarks/http.py
+
+# The in-process cases of bench-http counted in instructions (valgrind): the
+# same figures run after run, for changes too small for the timings' noise.
+bench-instructions: install-bench $(VALGRIND)
+	$(BIN)/python benchmarks/http.py --instructions
 
 bench-webhook: install-bench
 	$(BIN)/python benchmarks/webhook.py

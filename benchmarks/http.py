@@ -1,6 +1,7 @@
 """Benchmark: /api/v1/echo under gunicorn with enforcement on and off.
 
     .venv/bin/python benchmarks/http.py        (or: make bench-http)
+    .venv/bin/python benchmarks/http.py --instructions   (or: make bench-instructions)
 
 Starts gunicorn three times on 127.0.0.1 (2 gthread workers x 4 threads, each
 taking 8 of the 16 connections, DEBUG off, PostgreSQL and Redis): as deployed
@@ -23,7 +24,9 @@ plus the bare round trip; enforced with the limiter's answer replayed from
 memory (the throttle, headers, billing guess and cost sample all run, only the
 Redis round trip is left out: a diagnostic, not a shipped mode); and enforced
 as deployed. The differences split enforcement's cost into the round trip and
-the Python around the check.
+the Python around the check. With --instructions, only those four cases, each
+under valgrind, counted in instructions per request: user-space work only (the
+kernel's share of a round trip is not counted), the same run after run.
 
 PostgreSQL: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/saas_bench,
 created and migrated when missing). Redis: BENCH_REDIS_URL (default
@@ -401,8 +404,13 @@ def request_cpu(secret_key, key):
     return figures
 
 
-def request_cpu_main(key, serving):
-    """--request-cpu mode: prints a JSON list, thread CPU us per request per round."""
+def request_cpu_main(key, serving, counting=False):
+    """--request-cpu mode: prints a JSON list, thread CPU us per request per round.
+
+    With `counting` (--request-instructions, run under valgrind): serves
+    INSTRUCTION_REQUESTS requests inside functools.reduce, the one stretch
+    valgrind counts (--toggle-collect=functools_reduce), and prints nothing.
+    """
     import io
 
     sys.path.insert(0, str(ROOT))
@@ -457,6 +465,24 @@ def request_cpu_main(key, serving):
         b"".join(body)
         body.close()
 
+    if counting:
+        import functools
+
+        import apikeys.context
+        import metering.cost
+
+        # Under valgrind a request takes ~50x longer, so the wall-clock paths
+        # (key context refresh, last_used_at, the cost samples' write) would
+        # run ~50x as often per request as they do for real: stop their clocks.
+        apikeys.context.key_contexts._clock = lambda: 1e9
+        metering.cost.cost_aggregator._clock = lambda: 0.0
+        metering.cost.cost_aggregator._flushed_at = 0.0
+        for _ in range(INSTRUCTION_WARMUP):
+            one_request()
+        functools.reduce(lambda _, __: one_request(), range(INSTRUCTION_REQUESTS), None)
+        if not all(status.startswith("200") for status in statuses):
+            sys.exit("some requests were not 200")
+        return
     for _ in range(CPU_WARMUP):
         one_request()
     if not statuses[-1].startswith("200"):
@@ -470,6 +496,60 @@ def request_cpu_main(key, serving):
     if not all(status.startswith("200") for status in statuses):
         sys.exit("some requests were not 200")
     print(json.dumps(rounds))
+
+
+INSTRUCTION_WARMUP, INSTRUCTION_REQUESTS = 300, 400
+
+
+def request_instructions(secret_key, key):
+    """Each case under valgrind, two at a time: instructions per request (user space)."""
+    if not shutil.which("valgrind"):
+        sys.exit("valgrind is not installed")
+    figures = {}
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as scratch:
+        for pair in (CPU_CASES[:2], CPU_CASES[2:]):
+            running = []
+            for label, enabled, serving in pair:
+                command = [
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--collect-atstart=no",
+                    "--toggle-collect=functools_reduce",
+                    f"--callgrind-out-file={scratch}/{serving}-{enabled}.out",
+                    sys.executable,
+                    __file__,
+                    "--request-instructions",
+                    key,
+                    serving,
+                ]
+                env = {**server_env(secret_key, enabled), "PYTHONHASHSEED": "0"}
+                running.append(
+                    (label, subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True))
+                )
+            for label, process in running:
+                _, stderr = process.communicate(timeout=600)
+                collected = [line.split()[-1] for line in stderr.splitlines() if "Collected :" in line]
+                if process.returncode or not collected:
+                    sys.exit(f"request instructions ({label}) failed:\n{stderr[-3000:]}")
+                figures[label] = int(collected[-1]) / INSTRUCTION_REQUESTS
+    return [(label, figures[label]) for label, _, _ in CPU_CASES]
+
+
+def instructions_main():
+    """--instructions: the in-process cases counted in instructions, which, unlike
+    CPU time, come out the same run after run (valgrind counts, not times)."""
+    started = time.monotonic()
+    secret_key = secrets.token_urlsafe(50)
+    key = prepare(server_env(secret_key))
+    figures = request_instructions(secret_key, key)
+    print(
+        f"instructions per request in one process (user space, valgrind callgrind, "
+        f"{INSTRUCTION_REQUESTS} requests after {INSTRUCTION_WARMUP} of warm-up):"
+    )
+    baseline = figures[0][1]
+    for label, count in figures:
+        print(f"  {label:<48}{count:>12,.0f}  {count - baseline:+10,.0f}")
+    print(f"({time.monotonic() - started:.0f} s)")
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -613,5 +693,9 @@ if __name__ == "__main__":
         load_main(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]))
     elif len(sys.argv) == 4 and sys.argv[1] == "--request-cpu":
         request_cpu_main(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "--request-instructions":
+        request_cpu_main(sys.argv[2], sys.argv[3], counting=True)
+    elif sys.argv[1:] == ["--instructions"]:
+        instructions_main()
     else:
         main()
