@@ -535,6 +535,14 @@ def request_instructions(secret_key, key):
     return [(label, figures[label]) for label, _, _ in CPU_CASES]
 
 
+def print_cases(title, figures, row_format):
+    """One line per in-process case: its figure, then its difference from the first case's."""
+    print(title)
+    baseline = figures[0][1]
+    for label, figure in figures:
+        print(f"  {label:<48}" + row_format.format(figure, figure - baseline))
+
+
 def instructions_main():
     """--instructions: the in-process cases counted in instructions, which, unlike
     CPU time, come out the same run after run (valgrind counts, not times)."""
@@ -542,13 +550,12 @@ def instructions_main():
     secret_key = secrets.token_urlsafe(50)
     key = prepare(server_env(secret_key))
     figures = request_instructions(secret_key, key)
-    print(
+    print_cases(
         f"instructions per request in one process (user space, valgrind callgrind, "
-        f"{INSTRUCTION_REQUESTS} requests after {INSTRUCTION_WARMUP} of warm-up):"
+        f"{INSTRUCTION_REQUESTS} requests after {INSTRUCTION_WARMUP} of warm-up):",
+        figures,
+        "{:>12,.0f}  {:+10,.0f}",
     )
-    baseline = figures[0][1]
-    for label, count in figures:
-        print(f"  {label:<48}{count:>12,.0f}  {count - baseline:+10,.0f}")
     print(f"({time.monotonic() - started:.0f} s)")
 
 
@@ -678,13 +685,12 @@ def main():
     if any(figures[mode]["errors"] for mode in modes):
         print("  WARNING: some requests failed or were not 2xx")
     print()
-    print(
+    print_cases(
         f"thread CPU of one request in one process, no load (WSGI application called directly; "
-        f"median of {CPU_ROUNDS} rounds of {CPU_REQUESTS:,}):"
+        f"median of {CPU_ROUNDS} rounds of {CPU_REQUESTS:,}):",
+        cpu_figures,
+        "{:>7.0f} us  {:+6.0f} us",
     )
-    baseline = cpu_figures[0][1]
-    for label, micros in cpu_figures:
-        print(f"  {label:<48}{micros:>7.0f} us  {micros - baseline:+6.0f} us")
     print(f"({time.monotonic() - started:.0f} s)")
 
 

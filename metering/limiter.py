@@ -229,8 +229,9 @@ def _connection(pool, reconnected: bool = False):
     return connection
 
 
-def _send(client, packed: bytes, items: tuple):
-    """Sends one command, `packed` in Redis's wire format, and returns the reply.
+def _send(client, packed: bytes, items: tuple, round_trip=None):
+    """Sends one command, `packed` in Redis's wire format, and returns the reply
+    (read by `round_trip(connection, packed)`, redis-py's parser by default).
 
     `items` is the same command unpacked, for a client without a plain
     connection pool (Redis Cluster), which keeps redis-py's ordinary path.
@@ -239,14 +240,17 @@ def _send(client, packed: bytes, items: tuple):
     if pool is None or not hasattr(pool, "connection_class"):
         return client.execute_command(*items)
     connection = _connection(pool)
-
-    def call():
-        connection.send_packed_command((packed,), check_health=False)
-        return connection.read_response()
-
+    round_trip = round_trip or _parsed_round_trip
     # On a connection or timeout error: drop the socket (a half-read reply must
     # not be read by the next call) and, as the client does, retry per its policy.
-    return connection.retry.call_with_retry(call, lambda error: connection.disconnect())
+    return connection.retry.call_with_retry(
+        lambda: round_trip(connection, packed), lambda error: connection.disconnect()
+    )
+
+
+def _parsed_round_trip(connection, packed: bytes):
+    connection.send_packed_command((packed,), check_health=False)
+    return connection.read_response()
 
 
 def _send_line(client, packed: bytes, items: tuple):
@@ -254,13 +258,7 @@ def _send_line(client, packed: bytes, items: tuple):
     an error), like the check script's: the reply is read straight off the
     socket. A one-line reply needs none of redis-py's parser, and skipping it
     saves about a fifth of the check's client instructions (make bench-instructions)."""
-    pool = getattr(client, "connection_pool", None)
-    if pool is None or not hasattr(pool, "connection_class"):
-        return client.execute_command(*items)
-    connection = _connection(pool)
-    return connection.retry.call_with_retry(
-        lambda: _line_round_trip(connection, packed), lambda error: connection.disconnect()
-    )
+    return _send(client, packed, items, _line_round_trip)
 
 
 def _line_round_trip(connection, packed: bytes) -> bytes | int:
