@@ -427,14 +427,19 @@ def request_cpu_main(key, serving, counting=False):
         from metering.limiter import get_limiter
 
         class ReplayingLimiter:
-            """Asks Redis once, then answers every check with that decision."""
+            """Asks Redis until it admits, then answers every check with that decision."""
 
             def __init__(self, limiter):
                 self.limiter, self.decision = limiter, None
 
             def check(self, limits, **options):
                 if self.decision is None:
-                    self.decision = self.limiter.check(limits, **options)
+                    decision = self.limiter.check(limits, **options)
+                    if not decision.admitted:
+                        # A fresh period's first answer asks for a seed: the
+                        # throttle asks again with one, and that is the one to keep.
+                        return decision
+                    self.decision = decision
                 return self.decision
 
         replaying = ReplayingLimiter(get_limiter())
