@@ -11,8 +11,8 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from billing.models import Customer, EventStatus, StripeEvent, SubscriptionStatus
-from metering.periods import add_months
+from billing.models import Customer, EventStatus, QuotaPeriod, StripeEvent, SubscriptionStatus
+from metering.periods import add_months, period_bounds
 
 from .conftest import WEBHOOK_URL, make_event, sign
 
@@ -174,7 +174,10 @@ def test_checkout_completed_stores_the_stripe_customer_of_a_new_customer(
 def test_the_paid_tiers_quota_is_enforced_within_a_second(
     deliver, stripe_double, stripe_tiers, stripe_customer, key_client
 ):
-    assert key_client.get("/api/v1/echo")["RateLimit-Policy"].endswith('1000;w=2592000;name="quota"')
+    # The free tier's window is the calendar month it is now: 28 to 31 days.
+    start, end = period_bounds(QuotaPeriod.MONTH, timezone.now())
+    window = round((end - start).total_seconds())
+    assert key_client.get("/api/v1/echo")["RateLimit-Policy"].endswith(f'1000;w={window};name="quota"')
     subscription = subscribe(stripe_double, stripe_customer, stripe_tiers["pro"])
     deliver(make_event("customer.subscription.created", subscription))
     time.sleep(1.1)  # the per-process context TTL; the version bump orphans the shared entries
