@@ -2,7 +2,7 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.utils import user_email, user_username
 from django.db import transaction
 
-from .services import customer_ensure
+from plans.services import customer_ensure
 
 
 class AccountAdapter(DefaultAccountAdapter):

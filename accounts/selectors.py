@@ -5,8 +5,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from allauth.account.models import EmailAddress
 
-from billing.models import Customer
 from metering.selectors import UsageSummary, customer_usage_summary, refusals_by_hour, usage_by_hour
+from plans.models import Customer
 
 HOURS_SHOWN = 24
 TOO_MANY_REQUESTS = 429

@@ -15,12 +15,12 @@ from django.views.decorators.http import require_POST, require_safe
 from apikeys.models import KeyStatus
 from apikeys.selectors import api_keys_of_customer
 from apikeys.services import CreatedKey, KeyNotActive, api_key_create, api_key_revoke, api_key_rotate
-from billing.models import Customer, SubscriptionStatus
-from billing.selectors import tiers_public
+from plans.models import Customer, SubscriptionStatus
+from plans.selectors import tiers_public
+from plans.services import customer_ensure
 
 from .forms import APIKeyCreateForm
 from .selectors import dashboard_usage, email_verified
-from .services import customer_ensure
 
 VERIFY_FIRST = "Confirm your email address before creating API keys: follow the link we sent you."
 

@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from saas.errors import AppError
+from core.errors import AppError
 
 from . import serializers
 from .primes import primes_below

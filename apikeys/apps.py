@@ -6,4 +6,12 @@ class ApikeysConfig(AppConfig):
     verbose_name = "API keys"
 
     def ready(self):
+        # Imported here, as Django asks: these modules load models.
+        from plans.signals import limits_changed
+
         from . import schema  # noqa: F401  registers the OpenAPI security scheme
+        from .context import invalidate_key_contexts
+
+        limits_changed.connect(
+            lambda sender, **kwargs: invalidate_key_contexts(), weak=False, dispatch_uid="apikeys.invalidate"
+        )

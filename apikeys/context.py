@@ -26,7 +26,7 @@ from datetime import datetime
 from django.core.cache import cache
 from django.db import DatabaseError, transaction
 
-from saas.errors import AppError
+from core.errors import AppError
 
 from .models import APIKey
 

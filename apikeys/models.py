@@ -18,7 +18,7 @@ class KeyStatus(models.TextChoices):
 class APIKey(models.Model):
     """A customer's API key. Only an HMAC of the key is stored, never the key."""
 
-    customer = models.ForeignKey("billing.Customer", on_delete=models.CASCADE, related_name="api_keys")
+    customer = models.ForeignKey("plans.Customer", on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
     prefix = models.CharField(
         max_length=32, db_index=True, help_text="The public start of the key, safe to show."

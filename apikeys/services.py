@@ -8,8 +8,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.models import Customer
-from saas.errors import AppError
+from core.errors import AppError
+from plans.models import Customer
 
 from . import keys
 from .context import invalidate_key_contexts

@@ -157,7 +157,7 @@ def prepare(env):
         env,
         "shell",
         "-c",
-        "from billing.models import Customer; "
+        "from plans.models import Customer; "
         f"assert Customer.objects.filter(user__email={EMAIL!r})"
         ".update(quota_override=10**12, burst_override=10**6) == 1",
     )

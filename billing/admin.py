@@ -3,8 +3,9 @@ from django.db.models import Count
 
 from apikeys.admin import InvalidatesKeyContexts
 from metering.reports import tier_margin_warning
+from plans.models import Customer, Tier
 
-from .models import Customer, EventStatus, OverageReport, StripeEvent, StripeSync, SyncStatus, Tier
+from .models import EventStatus, OverageReport, StripeEvent, StripeSync, SyncStatus
 from .tasks import apply_stripe_event, catalog_sync_queue, queue_after_commit, run_stripe_sync
 
 

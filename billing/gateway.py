@@ -11,7 +11,8 @@ from decimal import Decimal
 import stripe
 from django.conf import settings
 
-from .models import Customer, Tier
+from plans.models import Customer, Tier
+
 from .stripe_api import stripe_client
 
 

@@ -8,18 +8,15 @@ Counted cumulatively, so usage flushed late is reported the next hour rather
 than lost, and an hour is never reported twice (one row per customer and hour).
 """
 
-import math
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
-from metering.periods import period_bounds
+from plans.models import PAID_ACCESS, Customer
+from plans.periods import period_bounds
 
-from .models import Customer, OverageReport
-from .subscriptions import PAID_ACCESS
+from .models import OverageReport
 
 # Usage of an hour reaches PostgreSQL with the next flush (every minute by
 # default): an hour is reported once this much later.
@@ -28,12 +25,6 @@ REPORT_DELAY = timedelta(minutes=10)
 
 def overage_identifier(customer_id: int, hour: datetime) -> str:
     return f"overage-{customer_id}-{int(hour.timestamp())}"
-
-
-def _period_overage(customer: Customer, used: int) -> int:
-    overage = max(0, used - customer.quota)
-    ceiling = customer.overage_ceiling
-    return min(overage, ceiling - customer.quota) if ceiling is not None else overage
 
 
 def overage_reports_create(*, now: datetime) -> list[OverageReport]:
@@ -65,7 +56,7 @@ def overage_reports_create(*, now: datetime) -> list[OverageReport]:
             )["total"]
             or 0
         )
-        units = _period_overage(customer, used) - reported
+        units = customer.overage_units(used) - reported
         if units <= 0:
             continue
         try:
@@ -81,40 +72,6 @@ def overage_reports_create(*, now: datetime) -> list[OverageReport]:
         except IntegrityError:
             continue  # this hour was recorded by a concurrent run
     return created
-
-
-@dataclass(frozen=True)
-class ProjectedBill:
-    currency: str
-    flat: Decimal
-    overage_units: int
-    overage: Decimal
-    projected_overage_units: int
-    projected_total: Decimal
-
-
-def projected_bill(
-    customer: Customer, *, used: int, period_start: datetime, period_end: datetime, now: datetime
-) -> ProjectedBill:
-    """The period's bill: the flat price, the overage so far, and the total if
-    usage goes on at the period's average rate (capped by the spending cap)."""
-    tier = customer.tier
-    elapsed = max((now - period_start).total_seconds(), 1.0)
-    length = (period_end - period_start).total_seconds()
-    projected_used = math.ceil(used * max(length / elapsed, 1.0))
-    price = tier.overage_price_per_1000 or Decimal(0)
-    overage_units = _period_overage(customer, used) if price else 0
-    projected_units = _period_overage(customer, projected_used) if price else 0
-    per_unit = price / 1000
-    overage = (per_unit * overage_units).quantize(Decimal("0.01"))
-    return ProjectedBill(
-        currency=tier.currency,
-        flat=tier.price,
-        overage_units=overage_units,
-        overage=overage,
-        projected_overage_units=projected_units,
-        projected_total=(tier.price + per_unit * projected_units).quantize(Decimal("0.01")),
-    )
 
 
 def report_timestamp(report: OverageReport) -> int:

@@ -4,7 +4,7 @@ from django.conf import settings
 from rest_framework import status
 from rest_framework.permissions import BasePermission
 
-from saas.errors import AppError
+from core.errors import AppError
 
 
 class PaymentRequired(AppError):

@@ -3,9 +3,10 @@
 from django.db import transaction
 from django.utils import timezone
 
+from plans.models import ENDED, Customer
+
 from .gateway import subscriptions_of
-from .models import Customer
-from .subscriptions import ENDED, subscription_apply
+from .subscriptions import subscription_apply
 
 
 def current_subscription(subscriptions: list[dict]) -> dict | None:

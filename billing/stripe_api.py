@@ -11,7 +11,7 @@ from functools import lru_cache
 import stripe
 from django.conf import settings
 
-from saas.errors import AppError
+from core.errors import AppError
 
 
 class BillingUnavailable(AppError):

@@ -13,27 +13,11 @@ from datetime import UTC, datetime
 from django.utils import timezone
 
 from apikeys.context import invalidate_key_contexts
-from metering.periods import period_bounds
-
-from .models import Customer, QuotaPeriod, SubscriptionStatus, Tier
-from .services import DEFAULT_TIER_SLUG, tier_get
+from plans.models import ENDED, PAID_ACCESS, Customer, QuotaPeriod, SubscriptionStatus, Tier
+from plans.periods import period_bounds
+from plans.services import DEFAULT_TIER_SLUG, tier_get
 
 logger = logging.getLogger(__name__)
-
-# Statuses that hold the paid tier. Unpaid keeps it too, but the API answers
-# 402 (Customer.suspended_from); past due keeps access through the grace period.
-PAID_ACCESS = frozenset(
-    {
-        SubscriptionStatus.ACTIVE,
-        SubscriptionStatus.TRIALING,
-        SubscriptionStatus.PAST_DUE,
-        SubscriptionStatus.UNPAID,
-    }
-)
-# The subscription is over: back to the free tier.
-ENDED = frozenset(
-    {SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED, SubscriptionStatus.PAUSED}
-)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ from django.core.mail import send_mail
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from .models import Customer, OverageReport, StripeEvent, StripeSync, SyncStatus, Tier
+from plans.models import Customer, Tier
+
+from .models import OverageReport, StripeEvent, StripeSync, SyncStatus
 from .stripe_api import is_retryable
 
 logger = logging.getLogger(__name__)

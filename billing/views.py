@@ -19,14 +19,14 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.services import customer_ensure
 from apikeys.context import invalidate_key_contexts
-from saas.errors import error_body
+from core.errors import error_body
+from plans.models import ENDED, Customer, Tier
+from plans.services import customer_ensure
 
 from . import gateway
-from .models import Customer, Tier
 from .stripe_api import BillingUnavailable, is_configured
-from .subscriptions import ENDED, subscription_apply
+from .subscriptions import subscription_apply
 from .webhooks import SignatureInvalid, event_store, event_verify
 
 logger = logging.getLogger(__name__)

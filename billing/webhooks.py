@@ -17,8 +17,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from plans.models import Customer
+
 from .gateway import subscription_fetch
-from .models import Customer, EventStatus, StripeEvent
+from .models import EventStatus, StripeEvent
 from .subscriptions import ApplyResult, customer_for_subscription, subscription_apply
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 
-from billing.models import Customer
+from plans.models import Customer
 
 from .models import QuotaAlert
 

@@ -30,7 +30,7 @@ from django.utils import timezone
 from redis.exceptions import WatchError
 
 from apikeys.models import APIKey
-from billing.models import Customer
+from plans.models import Customer
 
 from .cost import COST_KEY, COST_SNAPSHOT_KEY, cost_aggregator
 from .limiter import pending_key

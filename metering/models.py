@@ -9,7 +9,7 @@ class UsageRecord(models.Model):
     endpoint, hour) lets the flush add with one upsert.
     """
 
-    customer = models.ForeignKey("billing.Customer", on_delete=models.CASCADE, related_name="usage_records")
+    customer = models.ForeignKey("plans.Customer", on_delete=models.CASCADE, related_name="usage_records")
     # RESTRICT: a key with billed usage is revoked, not deleted, unless its
     # whole customer goes (the cascade from Customer removes both).
     api_key = models.ForeignKey("apikeys.APIKey", on_delete=models.RESTRICT, related_name="usage_records")
@@ -71,7 +71,7 @@ class EndpointCost(models.Model):
 class QuotaAlert(models.Model):
     """One row per alert sent: the unique constraint is what makes it 'once'."""
 
-    customer = models.ForeignKey("billing.Customer", on_delete=models.CASCADE, related_name="quota_alerts")
+    customer = models.ForeignKey("plans.Customer", on_delete=models.CASCADE, related_name="quota_alerts")
     period_start = models.DateTimeField()
     threshold = models.PositiveSmallIntegerField(help_text="Percent of the quota.")
     sent_at = models.DateTimeField(auto_now_add=True)
@@ -92,7 +92,7 @@ class RefusalRecord(models.Model):
     429 (burst or quota) or 402 (billing). For the dashboards' refusal rates;
     refused requests are never billed."""
 
-    customer = models.ForeignKey("billing.Customer", on_delete=models.CASCADE, related_name="refusals")
+    customer = models.ForeignKey("plans.Customer", on_delete=models.CASCADE, related_name="refusals")
     hour = models.DateTimeField(help_text="Start of the UTC hour.")
     status = models.PositiveSmallIntegerField()
     count = models.PositiveBigIntegerField(default=0)

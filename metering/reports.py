@@ -8,7 +8,7 @@ from decimal import ROUND_DOWN, Decimal
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from billing.models import QuotaPeriod, SubscriptionStatus, Tier
+from plans.models import QuotaPeriod, SubscriptionStatus, Tier
 
 from .cost import CPU_BUCKETS_MS, UnitPrices
 from .models import EndpointCost, UsageRecord

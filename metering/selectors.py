@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 from django.conf import settings
 from django.db.models import Sum
 
-from billing.models import Customer
+from plans.models import Customer
+from plans.periods import period_bounds
 
 from .limiter import pending_key
 from .models import FlushedBatch, RefusalRecord, UsageRecord
-from .periods import period_bounds
 from .usage import snapshot_key
 
 
@@ -109,7 +109,7 @@ def days_between(start: datetime, end: datetime) -> list[date]:
 
 def customer_usage_summary(*, customer: Customer, now: datetime) -> UsageSummary:
     """usage_summary for the customer's current quota period (the same bounds
-    the limiter uses: metering.periods.period_bounds)."""
+    the limiter uses: plans.periods.period_bounds)."""
     start, end = period_bounds(
         customer.tier.quota_period, now, customer.current_period_start, customer.current_period_end
     )

@@ -21,10 +21,10 @@ from rest_framework import status
 from rest_framework.throttling import BaseThrottle
 
 from apikeys.context import KeyContext
-from saas.errors import AppError
+from core.errors import AppError
+from plans.periods import period_bounds
 
 from .limiter import Decision, LimiterUnavailable, Limits, Reason, get_limiter
-from .periods import period_bounds
 from .usage import UNBILLED_METHODS, hour_of, usage_field
 
 logger = logging.getLogger(__name__)

@@ -4,8 +4,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.models import Customer
-from billing.overage import projected_bill
+from plans.models import Customer
+from plans.pricing import projected_bill
 
 from .selectors import usage_summary
 from .serializers import UsageSerializer

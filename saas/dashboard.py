@@ -17,10 +17,11 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from billing.models import Customer, EventStatus, StripeEvent, SubscriptionStatus
+from billing.models import EventStatus, StripeEvent
 from metering.models import RefusalRecord, UsageRecord
 from metering.reports import TierMargin, tier_margins
 from metering.selectors import days_between
+from plans.models import Customer, SubscriptionStatus
 
 WINDOW_DAYS = (7, 30, 90)
 DEFAULT_WINDOW_DAYS = 30

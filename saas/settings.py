@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "saas",
+    "plans",
     "billing",
     "apikeys",
     "metering",
@@ -233,7 +234,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "saas.errors.json_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.json_exception_handler",
 }
 # Off only to measure what enforcement costs (benchmarks/http.py): no throttle
 # classes, so requests are neither limited nor metered.

@@ -3,9 +3,9 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from billing.selectors import tiers_public
+from core.errors import error_body
+from plans.selectors import tiers_public
 
-from .errors import error_body
 from .health import run_checks
 
 

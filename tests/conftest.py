@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from apikeys.context import key_contexts
 from apikeys.models import APIKey
 from apikeys.services import api_key_create, api_key_revoke
-from billing.services import customer_get_or_create
+from plans.services import customer_get_or_create
 from tests.celery_worker import via_broker  # noqa: F401 (a fixture for the worker tests)
 
 
@@ -57,7 +57,7 @@ def clean_redis():
 @pytest.fixture
 def default_tiers(db):
     call_command("sync_tiers", str(settings.BASE_DIR / "tiers.toml"), stdout=io.StringIO())
-    from billing.models import Tier
+    from plans.models import Tier
 
     return {tier.slug: tier for tier in Tier.objects.all()}
 

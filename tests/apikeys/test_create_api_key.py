@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 
 from apikeys.keys import is_well_formed
 from apikeys.models import APIKey
-from billing.models import Customer
+from plans.models import Customer
 from tests.utils import manage_py
 
 

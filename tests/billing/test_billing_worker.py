@@ -8,8 +8,9 @@ import time
 import pytest
 from django.test import override_settings
 
-from billing.models import Customer, EventStatus, StripeEvent, SubscriptionStatus
+from billing.models import EventStatus, StripeEvent
 from billing.tasks import apply_stripe_event
+from plans.models import Customer, SubscriptionStatus
 from tests.celery_worker import running_worker, send, wait_for
 
 from .conftest import WEBHOOK_SECRET, make_event

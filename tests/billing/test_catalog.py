@@ -7,8 +7,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from billing.models import StripeSync, SyncStatus, Tier
+from billing.models import StripeSync, SyncStatus
 from billing.tasks import catalog_sync_queue, run_stripe_sync
+from plans.models import Tier
 
 from .stripe_double import SERVER_ERROR
 
@@ -132,7 +133,7 @@ def test_saving_a_tier_in_admin_queues_its_catalog_sync(
         "display_order": "2",
     }
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(f"/admin/billing/tier/{pro.pk}/change/", form)
+        response = admin_client.post(f"/admin/plans/tier/{pro.pk}/change/", form)
     assert response.status_code == 302
     pro.refresh_from_db()
     assert pro.stripe_price_id in stripe_double.prices

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
 
-from billing.models import Customer, SubscriptionStatus
+from plans.models import Customer, SubscriptionStatus
 
 from .stripe_double import CARD_DECLINED, RATE_LIMITED, SERVER_ERROR
 

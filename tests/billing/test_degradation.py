@@ -8,7 +8,8 @@ from rest_framework.test import APIClient
 
 from apikeys.context import VERSION_KEY, key_contexts
 from apikeys.services import api_key_create
-from billing.models import Customer, EventStatus, StripeEvent, SubscriptionStatus
+from billing.models import EventStatus, StripeEvent
+from plans.models import Customer, SubscriptionStatus
 
 from .conftest import make_event
 from .stripe_double import SERVER_ERROR

@@ -4,8 +4,8 @@ import pytest
 from django.contrib import messages
 from django.utils import timezone
 
-from billing.models import Tier
 from metering.models import EndpointCost
+from plans.models import Tier
 
 
 def measure(endpoint, *, requests, cpu_us=0, calls=0):
@@ -30,7 +30,7 @@ def cheap_echo(db):
 
 
 def change_url(tier) -> str:
-    return f"/admin/billing/tier/{tier.pk}/change/"
+    return f"/admin/plans/tier/{tier.pk}/change/"
 
 
 def tier_form(tier, **changes) -> dict:

@@ -7,11 +7,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.models import Customer, OverageReport, StripeSync, SubscriptionStatus, SyncStatus
+from billing.models import OverageReport, StripeSync, SyncStatus
 from billing.overage import overage_reports_create
 from billing.tasks import report_overage_task, run_stripe_sync
 from metering.flush import flush_usage
 from metering.models import UsageRecord
+from plans.models import Customer, SubscriptionStatus
 
 from .stripe_double import SERVER_ERROR
 

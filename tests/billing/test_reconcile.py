@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from billing.models import Customer, SubscriptionStatus
 from billing.reconcile import customer_reconcile
 from billing.tasks import reconcile_subscriptions_task
+from plans.models import Customer, SubscriptionStatus
 
 from .conftest import make_event
 from .stripe_double import SERVER_ERROR

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from billing.models import Tier
+from plans.models import Tier
 from tests.utils import manage_py
 
 pytestmark = pytest.mark.django_db

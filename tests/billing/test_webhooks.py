@@ -11,8 +11,9 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from billing.models import Customer, EventStatus, QuotaPeriod, StripeEvent, SubscriptionStatus
-from metering.periods import add_months, period_bounds
+from billing.models import EventStatus, StripeEvent
+from plans.models import Customer, QuotaPeriod, SubscriptionStatus
+from plans.periods import add_months, period_bounds
 
 from .conftest import WEBHOOK_URL, make_event, sign
 

@@ -14,13 +14,13 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection
 from django.test import override_settings
 
-from billing.models import Customer, Tier
 from metering import middleware
 from metering.alerts import quota_alert_send, thresholds_reached
 from metering.limiter import Limits, get_limiter
 from metering.models import QuotaAlert
 from metering.tasks import send_quota_alert
 from metering.usage import hour_of, settle, usage_field
+from plans.models import Customer, Tier
 
 ECHO = "/api/v1/echo"
 TOO_LONG = {"msg": "x" * 1001}

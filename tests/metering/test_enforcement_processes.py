@@ -22,9 +22,9 @@ from django.conf import settings
 from django_redis import get_redis_connection
 
 from apikeys.services import api_key_revoke
-from billing.models import Customer
-from billing.services import tiers_sync
 from metering.limiter import redis_key
+from plans.models import Customer
+from plans.services import tiers_sync
 from tests.utils import stop
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -27,9 +27,9 @@ from metering.flush import (
 )
 from metering.limiter import Limits, get_limiter, pending_key
 from metering.models import EndpointCost, FlushedBatch, UsageRecord
-from metering.periods import period_bounds
 from metering.selectors import usage_in_period
 from metering.usage import hour_of, settle, snapshot_key, usage_field
+from plans.periods import period_bounds
 
 STEPS = ["take_snapshot", "read_snapshot", "apply_snapshot", "discard_snapshot"]
 

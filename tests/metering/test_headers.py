@@ -4,9 +4,9 @@ import math
 from datetime import UTC, datetime, timedelta
 
 from apikeys.context import invalidate_key_contexts
-from billing.models import Customer
 from metering.limiter import Decision, Limits, Reason
 from metering.middleware import rate_limit_headers
+from plans.models import Customer
 
 ECHO = "/api/v1/echo"
 RATE_LIMIT_HEADERS = (

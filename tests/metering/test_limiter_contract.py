@@ -14,8 +14,8 @@ from django_redis import get_redis_connection
 
 from apikeys.context import KeyContext
 from metering.limiter import Limits, MemoryLimiter, Reason, RedisLimiter
-from metering.periods import period_bounds
 from metering.throttling import limits_for
+from plans.periods import period_bounds
 
 NOW_MS = 1_800_000_000_000
 SECONDS_TO_MONTH_END = 16 * 86_400 + 16 * 3_600

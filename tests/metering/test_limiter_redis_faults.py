@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from metering.limiter import CHECK_AND_RESERVE, LimiterUnavailable, Limits, RedisLimiter
-from metering.periods import period_bounds
+from plans.periods import period_bounds
 
 FIRST_PORT = 6391
 TIMEOUT_SECONDS = 0.2

@@ -15,8 +15,8 @@ from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
 from metering.limiter import CHECK_AND_RESERVE, PENDING_TTL_MS, Limits, RedisLimiter, redis_key
-from metering.periods import period_bounds
 from metering.usage import hour_of, usage_field
+from plans.periods import period_bounds
 
 NOW_MS = 1_800_000_000_000  # 2027-01-15 08:00:00 UTC
 START, END = period_bounds("month", datetime.fromtimestamp(NOW_MS / 1000, UTC))

@@ -10,11 +10,11 @@ from django.test import override_settings
 from django.utils import timezone
 
 from apikeys.services import api_key_create
-from billing.models import QuotaPeriod, Tier
-from billing.services import customer_get_or_create
 from metering.cost import CPU_BUCKETS_MS
 from metering.models import EndpointCost, UsageRecord
 from metering.reports import endpoint_costs, tier_margins
+from plans.models import QuotaPeriod, Tier
+from plans.services import customer_get_or_create
 
 
 def this_hour():

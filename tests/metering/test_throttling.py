@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 
 from apikeys.context import invalidate_key_contexts
 from apikeys.services import api_key_create
-from billing.models import Customer, SubscriptionStatus
-from billing.services import tiers_sync
+from plans.models import Customer, SubscriptionStatus
+from plans.services import tiers_sync
 
 ECHO = "/api/v1/echo"
 UNREACHABLE_REDIS = {
@@ -159,7 +159,7 @@ def test_an_operators_quota_override_in_admin_takes_effect(
     assert key_client.get(ECHO).status_code == 200
     form = customer_form(customer, quota_override=2, burst_override=1000)
     with django_capture_on_commit_callbacks(execute=True):
-        assert admin_client.post(f"/admin/billing/customer/{customer.pk}/change/", form).status_code == 302
+        assert admin_client.post(f"/admin/plans/customer/{customer.pk}/change/", form).status_code == 302
     assert statuses(key_client, 2) == [200, 429]
     assert key_client.get(ECHO).json()["limit"] == 2
 
@@ -170,7 +170,7 @@ def test_an_operators_burst_override_in_admin_takes_effect(
     assert key_client.get(ECHO).status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
-            f"/admin/billing/customer/{customer.pk}/change/", customer_form(customer, burst_override=2)
+            f"/admin/plans/customer/{customer.pk}/change/", customer_form(customer, burst_override=2)
         )
     assert response.status_code == 302
     clock.now += 1
@@ -219,7 +219,7 @@ def test_a_tier_quota_change_in_admin_changes_enforcement(
         "burst": free.burst,
     }
     with django_capture_on_commit_callbacks(execute=True):
-        assert admin_client.post(f"/admin/billing/tier/{free.pk}/change/", form).status_code == 302
+        assert admin_client.post(f"/admin/plans/tier/{free.pk}/change/", form).status_code == 302
     assert statuses(key_client, 2) == [200, 429]
 
 

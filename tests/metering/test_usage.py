@@ -14,12 +14,12 @@ from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 
 from apikeys.services import api_key_create
-from billing.models import Customer
 from metering import limiter
 from metering.flush import flush_usage
 from metering.limiter import MemoryLimiter, redis_key
 from metering.models import UsageRecord
 from metering.usage import hour_of
+from plans.models import Customer
 
 ECHO = "/api/v1/echo"
 USAGE = "/api/v1/usage"

@@ -1,7 +1,7 @@
 import pytest
 
 from apikeys.models import APIKey
-from billing.models import Tier
+from plans.models import Tier
 
 TIER_FORM = {
     "slug": "team",
@@ -19,17 +19,17 @@ TIER_FORM = {
 }
 
 
-@pytest.mark.parametrize("model", ["billing/tier", "billing/customer", "apikeys/apikey"])
+@pytest.mark.parametrize("model", ["plans/tier", "plans/customer", "apikeys/apikey"])
 def test_each_changelist_answers(admin_client, api_key, model):
     assert admin_client.get(f"/admin/{model}/").status_code == 200
 
 
 def test_the_tier_change_page_answers(admin_client, default_tiers):
-    assert admin_client.get(f"/admin/billing/tier/{default_tiers['pro'].pk}/change/").status_code == 200
+    assert admin_client.get(f"/admin/plans/tier/{default_tiers['pro'].pk}/change/").status_code == 200
 
 
 def test_the_customer_change_page_answers(admin_client, customer):
-    assert admin_client.get(f"/admin/billing/customer/{customer.pk}/change/").status_code == 200
+    assert admin_client.get(f"/admin/plans/customer/{customer.pk}/change/").status_code == 200
 
 
 def test_the_api_key_change_page_answers(admin_client, api_key):
@@ -38,14 +38,14 @@ def test_the_api_key_change_page_answers(admin_client, api_key):
 
 
 def test_an_operator_can_create_a_tier(admin_client, db):
-    response = admin_client.post("/admin/billing/tier/add/", TIER_FORM)
+    response = admin_client.post("/admin/plans/tier/add/", TIER_FORM)
     assert response.status_code == 302
     tier = Tier.objects.get(slug="team")
     assert (tier.name, tier.quota, tier.burst) == ("Team", 100_000, 50)
 
 
 def test_the_tier_form_rejects_a_negative_quota(admin_client, db):
-    response = admin_client.post("/admin/billing/tier/add/", {**TIER_FORM, "quota": "-1"})
+    response = admin_client.post("/admin/plans/tier/add/", {**TIER_FORM, "quota": "-1"})
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["quota"]
     assert not Tier.objects.filter(slug="team").exists()

@@ -21,8 +21,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from apikeys.services import api_key_create
-from billing.models import Customer, EventStatus, StripeEvent, SubscriptionStatus, Tier
+from billing.models import EventStatus, StripeEvent
 from metering.models import EndpointCost, RefusalRecord, UsageRecord
+from plans.models import Customer, SubscriptionStatus, Tier
 from saas.dashboard import operator_dashboard
 
 URL = "/admin/dashboard/"

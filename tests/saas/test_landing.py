@@ -1,4 +1,4 @@
-from billing.models import Tier
+from plans.models import Tier
 
 
 def test_it_lists_the_public_tiers_with_their_prices(client, default_tiers):

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
 
-from billing.models import Customer
+from plans.models import Customer
 
 PASSWORD = "correct horse battery staple"
 

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 from django.test import Client
 from django.utils import timezone
 
-from billing.models import Customer, SubscriptionStatus, Tier
 from metering.models import RefusalRecord, UsageRecord
+from plans.models import Customer, SubscriptionStatus, Tier
 
 from .pages import text
 

@@ -1,6 +1,6 @@
 import re
 
-from billing.models import Tier
+from plans.models import Tier
 
 from .pages import text
 

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from apikeys.services import api_key_create
-from billing.services import DEFAULT_TIER_SLUG, customer_get_or_create
-from saas.errors import AppError
+from core.errors import AppError
+from plans.services import DEFAULT_TIER_SLUG, customer_get_or_create
 
 
 class Command(BaseCommand):

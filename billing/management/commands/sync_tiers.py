@@ -3,11 +3,12 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.models import StripeSync, SyncStatus, Tier
-from billing.services import tiers_sync
+from billing.models import StripeSync, SyncStatus
 from billing.stripe_api import is_configured
 from billing.tasks import catalog_sync_queue, run_stripe_sync
-from billing.tiers_file import TiersFileError, read_tiers_file
+from plans.models import Tier
+from plans.services import tiers_sync
+from plans.tiers_file import TiersFileError, read_tiers_file
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ the calendar month. Pure functions: the caller passes the time in.
 import calendar
 from datetime import UTC, datetime, timedelta
 
-from billing.models import QuotaPeriod
+from plans.models import QuotaPeriod
 
 FIXED_LENGTHS = {
     QuotaPeriod.MINUTE: timedelta(minutes=1),

@@ -1,7 +1,7 @@
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from saas.errors import json_exception_handler
+from core.errors import json_exception_handler
 
 
 def test_an_unknown_api_path_answers_json_404(client, db):

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
-from billing.models import Customer, Tier
+from plans.models import Customer, Tier
 
 pytestmark = pytest.mark.django_db
 

@@ -7,10 +7,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
-from apikeys.context import invalidate_key_contexts
-from saas.errors import AppError
+from core.errors import AppError
 
 from .models import Customer, Tier
+from .signals import limits_changed
 from .tiers_file import TiersFileError
 
 DEFAULT_TIER_SLUG = "free"
@@ -82,7 +82,7 @@ def tiers_sync(*, declared_tiers: dict[str, dict]) -> list[TierChange]:
         if change.action != "unchanged":
             tier.save()
     if any(change.action == "updated" for _, change in prepared):
-        invalidate_key_contexts()
+        limits_changed.send(sender=Tier)
     return [change for _, change in prepared]
 
 
@@ -111,3 +111,19 @@ def customer_get_or_create(*, email: str, tier_slug: str = DEFAULT_TIER_SLUG) ->
     if existing is not None:
         return existing, False
     return Customer.objects.create(user=user, tier=tier_get(slug=tier_slug)), True
+
+
+def customer_ensure(*, user) -> Customer:
+    """The user's customer, created on the default (free) tier when missing.
+
+    Sign-up calls it, and so does the dashboard, for users made another way
+    (createsuperuser, admin). The one-to-one column is unique, so concurrent
+    calls end with one row: get_or_create retries its get on the conflict.
+    """
+    customer = Customer.objects.select_related("tier").filter(user=user).first()
+    if customer is not None:
+        return customer
+    customer, _ = Customer.objects.select_related("tier").get_or_create(
+        user=user, defaults={"tier": tier_get(slug=DEFAULT_TIER_SLUG)}
+    )
+    return customer

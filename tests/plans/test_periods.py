@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from metering.periods import add_months, period_bounds
+from plans.periods import add_months, period_bounds
 
 
 def at(*parts):
