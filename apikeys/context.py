@@ -23,11 +23,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, transaction
 
 from core.errors import AppError
 
+from .last_used import api_keys_record_use
 from .models import APIKey
 
 logger = logging.getLogger(__name__)
@@ -205,8 +207,6 @@ class KeyContextCache:
             self.flush_last_used()
 
     def flush_last_used(self) -> None:
-        from .services import api_keys_record_use
-
         with self._lock:
             pending, self._last_used = self._last_used, {}
             self._last_used_flushed_at = self._clock()
@@ -214,13 +214,7 @@ class KeyContextCache:
             api_keys_record_use(last_used=pending)
 
 
-def _create_process_cache() -> KeyContextCache:
-    from django.conf import settings
-
-    return KeyContextCache(ttl=settings.KEY_CONTEXT_TTL_SECONDS)
-
-
-key_contexts = _create_process_cache()
+key_contexts = KeyContextCache(ttl=settings.KEY_CONTEXT_TTL_SECONDS)
 
 
 def invalidate_key_contexts() -> None:

@@ -64,7 +64,3 @@ def public_prefix(raw_key: str, prefix: str) -> str:
 
 def hash_key(raw_key: str, pepper: str) -> str:
     return hmac.new(pepper.encode(), raw_key.encode(), hashlib.sha256).hexdigest()
-
-
-def verify_key(raw_key: str, stored_hash: str, pepper: str) -> bool:
-    return hmac.compare_digest(hash_key(raw_key, pepper), stored_hash)

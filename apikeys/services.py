@@ -1,11 +1,10 @@
 """Writes for API keys."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import AppError
@@ -81,12 +80,3 @@ def api_key_rotate(*, api_key: APIKey) -> CreatedKey:
         expires_at=api_key.expires_at,
         scopes=list(api_key.scopes),
     )
-
-
-def api_keys_record_use(*, last_used: dict[int, float]) -> None:
-    """Store last-use times (epoch seconds by key id), never moving one backwards."""
-    for key_id, when in last_used.items():
-        moment = datetime.fromtimestamp(when, tz=UTC)
-        APIKey.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=moment), pk=key_id).update(
-            last_used_at=moment
-        )

@@ -3,6 +3,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from apikeys.context import key_contexts
+from apikeys.last_used import api_keys_record_use
 from apikeys.models import APIKey
 
 ECHO = "/api/v1/echo"
@@ -99,8 +100,6 @@ def test_use_is_recorded_in_last_used_at_when_the_process_flushes(api_client, ap
 
 
 def test_last_used_at_never_moves_backwards(api_key):
-    from apikeys.services import api_keys_record_use
-
     api_keys_record_use(last_used={api_key.api_key.pk: 2_000_000_000})
     api_keys_record_use(last_used={api_key.api_key.pk: 1_000_000_000})
     assert APIKey.objects.get(pk=api_key.api_key.pk).last_used_at.year == 2033
