@@ -6,7 +6,8 @@ from metering.reports import tier_margin_warning
 from plans.models import Customer, Tier
 
 from .models import EventStatus, OverageReport, StripeEvent, StripeSync, SyncStatus
-from .tasks import apply_stripe_event, catalog_sync_queue, queue_after_commit, run_stripe_sync
+from .queueing import APPLY_STRIPE_EVENT, RUN_STRIPE_SYNC, queue_after_commit
+from .sync import catalog_sync_queue
 
 
 @admin.register(Tier)
@@ -140,7 +141,7 @@ class StripeEventAdmin(RecordAdmin):
     def replay(self, request, queryset):
         for event in queryset:
             StripeEvent.objects.filter(pk=event.pk).update(status=EventStatus.RECEIVED, error="")
-            queue_after_commit(apply_stripe_event, event.pk)
+            queue_after_commit(APPLY_STRIPE_EVENT, event.pk)
         self.message_user(request, f"{queryset.count()} event(s) queued to be applied again.")
 
 
@@ -158,7 +159,7 @@ class StripeSyncAdmin(RecordAdmin):
         count = replayable.count()
         for sync in replayable:
             StripeSync.objects.filter(pk=sync.pk).update(status=SyncStatus.PENDING, error="")
-            queue_after_commit(run_stripe_sync, sync.pk)
+            queue_after_commit(RUN_STRIPE_SYNC, sync.pk)
         self.message_user(request, f"{count} sync(s) queued again; succeeded ones are left alone.")
 
 

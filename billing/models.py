@@ -1,3 +1,5 @@
+from datetime import UTC, timedelta
+
 from django.db import models
 from django.db.models import Q
 
@@ -100,3 +102,7 @@ class OverageReport(models.Model):
 
     def __str__(self):
         return f"{self.units} overage units for customer {self.customer_id} at {self.hour:%Y-%m-%d %H:00}"
+
+    def meter_timestamp(self) -> int:
+        """The meter event's time: the end of its hour, minus a second to stay inside it."""
+        return int((self.hour.astimezone(UTC) + timedelta(hours=1)).timestamp()) - 1

@@ -8,15 +8,18 @@ Counted cumulatively, so usage flushed late is reported the next hour rather
 than lost, and an hour is never reported twice (one row per customer and hour).
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
+from metering.models import UsageRecord
 from plans.models import PAID_ACCESS, Customer
 from plans.periods import period_bounds
 
 from .models import OverageReport
+from .stripe_api import is_configured
+from .sync import stripe_sync_queue
 
 # Usage of an hour reaches PostgreSQL with the next flush (every minute by
 # default): an hour is reported once this much later.
@@ -30,8 +33,6 @@ def overage_identifier(customer_id: int, hour: datetime) -> str:
 def overage_reports_create(*, now: datetime) -> list[OverageReport]:
     """Record the overage not yet reported, one row per customer, for the last
     hour that ended at least REPORT_DELAY ago. Returns the new rows."""
-    from metering.models import UsageRecord
-
     cutoff = (now - REPORT_DELAY).replace(minute=0, second=0, microsecond=0)
     hour = cutoff - timedelta(hours=1)  # the hour [hour, cutoff) is complete
     customers = (
@@ -74,6 +75,18 @@ def overage_reports_create(*, now: datetime) -> list[OverageReport]:
     return created
 
 
-def report_timestamp(report: OverageReport) -> int:
-    """The meter event's time: the end of its hour, minus a second to stay inside it."""
-    return int((report.hour.astimezone(UTC) + timedelta(hours=1)).timestamp()) - 1
+def overage_reports_queue(*, now: datetime) -> int:
+    """Record each customer's new overage and queue its meter event; how many
+    reports were made. Nothing while Stripe is not configured."""
+    if not is_configured():
+        return 0
+    with transaction.atomic():
+        reports = overage_reports_create(now=now)
+        for report in reports:
+            stripe_sync_queue(
+                operation="overage",
+                target=f"customer:{report.customer_id}",
+                arguments={"report_id": report.pk},
+                idempotency_key=report.identifier,
+            )
+    return len(reports)

@@ -6,6 +6,8 @@ from django.utils import timezone
 from plans.models import ENDED, Customer
 
 from .gateway import subscriptions_of
+from .queueing import RECONCILE_CUSTOMER, queue_now
+from .stripe_api import is_configured
 from .subscriptions import subscription_apply
 
 
@@ -35,3 +37,13 @@ def customer_reconcile(customer_pk: int) -> str:
     if not result.applied:
         return f"skipped: {result.reason}"
     return "healed" if before != after else "in sync"
+
+
+def reconcile_all_queue() -> int:
+    """Queue a reconcile of every customer Stripe knows, one task each; how many."""
+    if not is_configured():
+        return 0
+    customer_pks = list(Customer.objects.exclude(stripe_customer_id="").values_list("pk", flat=True))
+    for pk in customer_pks:
+        queue_now(RECONCILE_CUSTOMER, pk)
+    return len(customer_pks)

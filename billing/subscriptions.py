@@ -17,6 +17,8 @@ from plans.models import ENDED, PAID_ACCESS, Customer, QuotaPeriod, Subscription
 from plans.periods import period_bounds
 from plans.services import DEFAULT_TIER_SLUG, tier_get
 
+from .queueing import SEND_PAST_DUE_WARNING, queue_after_commit
+
 logger = logging.getLogger(__name__)
 
 
@@ -95,49 +97,47 @@ def _state(customer: Customer) -> tuple:
     return tuple(getattr(customer, name) for name in STATE_FIELDS)
 
 
-def subscription_apply(
-    customer: Customer, subscription: dict, *, event_at: datetime | None = None
-) -> ApplyResult:
-    """Make the customer's tier and billing state follow `subscription`.
-
-    Call inside a transaction with the customer row locked
-    (customer_for_subscription does both with select_for_update).
-    `event_at`: Stripe's time of the event that brought this state; an event
-    older than the newest one applied is refused.
-    """
+def _refusal(customer: Customer, subscription: dict, event_at: datetime | None) -> str | None:
+    """Why this state must not be applied, or None."""
     if event_at and customer.subscription_event_at and event_at < customer.subscription_event_at:
-        return ApplyResult(False, "an event newer than this one was already applied")
+        return "an event newer than this one was already applied"
     status = subscription["status"]
     if status not in SubscriptionStatus.values:
-        return ApplyResult(False, f"unknown subscription status {status!r}")
+        return f"unknown subscription status {status!r}"
     current_id = customer.stripe_subscription_id
     # The end of an older subscription must not end the one that replaced it.
     replaced = current_id and current_id != subscription["id"] and customer.subscription_status not in ENDED
     if replaced and status in ENDED:
-        return ApplyResult(False, f"about {subscription['id']}, not the current {current_id}")
+        return f"about {subscription['id']}, not the current {current_id}"
+    return None
 
-    if (
-        status in ENDED
+
+def _already_ended(customer: Customer, subscription: dict) -> bool:
+    """The subscription's end is applied already: its period must not move again."""
+    return (
+        subscription["status"] in ENDED
         and customer.stripe_subscription_id == subscription["id"]
-        and customer.subscription_status == status
-    ):
-        return ApplyResult(True, "already applied")  # an ended subscription's period must not move again
-    now = timezone.now()
-    start, end = subscription_period(subscription)
-    if status in ENDED:
-        tier = tier_get(slug=DEFAULT_TIER_SLUG)
-        ended_at = _moment(subscription.get("ended_at")) or now
-        start, end = min(ended_at, now), None
-    else:
-        tier = subscription_tier(subscription)
-        if tier is None:
-            return ApplyResult(False, "no tier has the subscription's price")
-        if status not in PAID_ACCESS:  # incomplete: the first payment is pending
-            tier = customer.tier
-    start = _quota_period_start(customer, tier, start, now)
+        and customer.subscription_status == subscription["status"]
+    )
 
+
+def _tier_and_period(customer: Customer, subscription: dict, now: datetime):
+    """(tier, period start, period end) the customer moves to; tier None when
+    no tier has the subscription's price."""
+    status = subscription["status"]
+    if status in ENDED:
+        ended_at = _moment(subscription.get("ended_at")) or now
+        return tier_get(slug=DEFAULT_TIER_SLUG), min(ended_at, now), None
+    start, end = subscription_period(subscription)
+    tier = subscription_tier(subscription)
+    if tier is not None and status not in PAID_ACCESS:  # incomplete: the first payment is pending
+        tier = customer.tier
+    return tier, start, end
+
+
+def _assign(customer: Customer, subscription: dict, tier: Tier, start, end, event_at, now) -> None:
+    status = subscription["status"]
     was_past_due = customer.subscription_status == SubscriptionStatus.PAST_DUE
-    before = _state(customer)
     customer.tier = tier
     customer.subscription_status = status
     customer.stripe_subscription_id = subscription["id"]
@@ -152,15 +152,56 @@ def subscription_apply(
         customer.past_due_since = event_at or now
     elif status != SubscriptionStatus.PAST_DUE:
         customer.past_due_since = None
+
+
+def _past_due_warning_due(customer: Customer) -> bool:
+    return customer.subscription_status == SubscriptionStatus.PAST_DUE and (
+        customer.past_due_warned_at is None or customer.past_due_warned_at < customer.past_due_since
+    )
+
+
+def subscription_apply(
+    customer: Customer, subscription: dict, *, event_at: datetime | None = None
+) -> ApplyResult:
+    """Make the customer's tier and billing state follow `subscription`.
+
+    Call inside a transaction with the customer row locked
+    (customer_for_subscription does both with select_for_update).
+    `event_at`: Stripe's time of the event that brought this state; an event
+    older than the newest one applied is refused.
+
+    1. Refuse an older event, an unknown status, or the end of a subscription
+       that another one replaced.
+    2. Work out the tier and period: the free tier from the end of an ended
+       subscription; the tier of the subscription's price otherwise.
+    3. Keep the quota period in progress across a plan change.
+    4. Assign the state; save and invalidate key contexts only if it changed.
+    5. Queue the past-due email, once per episode.
+    """
+    refusal = _refusal(customer, subscription, event_at)
+    if refusal:
+        return ApplyResult(False, refusal)
+    if _already_ended(customer, subscription):
+        return ApplyResult(True, "already applied")
+    now = timezone.now()
+    tier, start, end = _tier_and_period(customer, subscription, now)
+    if tier is None:
+        return ApplyResult(False, "no tier has the subscription's price")
+    start = _quota_period_start(customer, tier, start, now)
+
+    before = _state(customer)
+    _assign(customer, subscription, tier, start, end, event_at, now)
     if _state(customer) == before:
         return ApplyResult(True, "already applied")  # no write, no cache invalidation
     customer.save()
     invalidate_key_contexts()
-    if status == SubscriptionStatus.PAST_DUE and (
-        customer.past_due_warned_at is None or customer.past_due_warned_at < customer.past_due_since
-    ):
-        from .tasks import queue_after_commit, send_past_due_warning
-
-        queue_after_commit(send_past_due_warning, customer.pk)
-    logger.info("customer %s: subscription %s is %s, tier %s", customer.pk, subscription["id"], status, tier)
+    if _past_due_warning_due(customer):
+        queue_after_commit(SEND_PAST_DUE_WARNING, customer.pk)
+    logger.info(
+        "customer %s: subscription %s is %s, tier %s",
+        customer.pk,
+        subscription["id"],
+        customer.subscription_status,
+        tier,
+    )
     return ApplyResult(True)

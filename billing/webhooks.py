@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 import stripe
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from plans.models import Customer
 
 from .gateway import subscription_fetch
 from .models import EventStatus, StripeEvent
+from .queueing import APPLY_STRIPE_EVENT, queue_after_commit
 from .subscriptions import ApplyResult, customer_for_subscription, subscription_apply
 
 logger = logging.getLogger(__name__)
@@ -72,9 +74,7 @@ def event_store(event: dict) -> tuple[StripeEvent, bool]:
         },
     )
     if created:
-        from .tasks import apply_stripe_event, queue_after_commit
-
-        queue_after_commit(apply_stripe_event, stored.pk)
+        queue_after_commit(APPLY_STRIPE_EVENT, stored.pk)
     return stored, created
 
 
@@ -141,8 +141,8 @@ def event_apply(event: dict) -> Outcome:
 
 def stored_event_apply(stored: StripeEvent) -> StripeEvent:
     """Apply a stored event and record the outcome; a failure is recorded and re-raised."""
-    StripeEvent.objects.filter(pk=stored.pk).update(attempts=stored.attempts + 1)
-    stored.attempts += 1
+    StripeEvent.objects.filter(pk=stored.pk).update(attempts=F("attempts") + 1)
+    stored.refresh_from_db(fields=["attempts"])
     try:
         outcome = event_apply(stored.payload)
     except Exception as error:

@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
-from billing.tasks import catalog_sync_queue, run_stripe_sync
+from billing.sync import catalog_sync_queue
+from billing.tasks import run_stripe_sync
 from plans.models import Customer, Tier
 
 from .stripe_double import StripeDouble, fixture

@@ -8,7 +8,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from billing.models import StripeSync, SyncStatus
-from billing.tasks import catalog_sync_queue, run_stripe_sync
+from billing.sync import catalog_sync_queue
+from billing.tasks import run_stripe_sync
 from plans.models import Tier
 
 from .stripe_double import SERVER_ERROR

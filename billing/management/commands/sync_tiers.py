@@ -5,7 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.models import StripeSync, SyncStatus
 from billing.stripe_api import is_configured
-from billing.tasks import catalog_sync_queue, run_stripe_sync
+from billing.sync import catalog_sync_queue
+from billing.tasks import run_stripe_sync
 from plans.models import Tier
 from plans.services import tiers_sync
 from plans.tiers_file import TiersFileError, read_tiers_file
