@@ -12,6 +12,8 @@ from apikeys.context import LAST_USED_FLUSH_SECONDS, VERSION_KEY, KeyContextCach
 from apikeys.keys import hash_key
 from apikeys.models import APIKey
 from apikeys.services import api_key_revoke
+from plans.models import Tier
+from plans.signals import limits_changed
 
 TTL = 1.0
 UNREACHABLE_REDIS = {
@@ -190,3 +192,10 @@ def test_flushing_writes_pending_uses_at_once(contexts, api_key):
     contexts.note_use(api_key.api_key.pk, 1_800_000_000)
     contexts.flush_last_used()
     assert last_used_at(api_key) == datetime.fromtimestamp(1_800_000_000, UTC)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_limits_change_announced_by_the_catalogue_bumps_the_version():
+    before = context_module.cache.get(VERSION_KEY)
+    limits_changed.send(sender=Tier)
+    assert context_module.cache.get(VERSION_KEY) not in (None, before)
