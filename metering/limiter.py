@@ -28,7 +28,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-KEY_VERSION = "v1"
+from .keys import pending_key, redis_key
+from .ledger import add_usage_fields
+
 BURST_WINDOW_MS = 1000
 # A period's counter outlives the period a little, so a request that read the
 # clock just before the boundary still finds it.
@@ -158,19 +160,10 @@ class SettleRequest:
     idempotency_marker: str | None  # redis key of the request's Idempotency-Key
 
 
-def redis_key(kind: str, customer_id: int | str, *parts) -> str:
-    """`metering:v1:<kind>:{c<customer_id>}[:<part>...]`: one hash slot per customer."""
-    return ":".join(["metering", KEY_VERSION, kind, f"{{c{customer_id}}}", *map(str, parts)])
-
-
 def quota_key(limits: Limits) -> str:
     """The period's quota counter; keyed by the period start, so a tier change
     mid-period keeps the usage already counted."""
     return limits.redis_keys[1]
-
-
-def pending_key(customer_id: int | str) -> str:
-    return redis_key("usage", customer_id)
 
 
 def _bulk(value) -> bytes:
@@ -441,8 +434,6 @@ class MemoryLimiter:
 
 
 def _add_usage(customer_id: int, field: str, units: int) -> None:
-    from .flush import add_usage_fields
-
     add_usage_fields(customer_id, {field: units})
 
 

@@ -27,9 +27,10 @@ from django.conf import settings
 
 from .alerts import thresholds_reached
 from .cost import CostMeter, cost_aggregator
+from .keys import hour_of
 from .limiter import Decision, LimiterUnavailable, Reason
 from .throttling import METERING_ATTRIBUTE, MeteredRequest
-from .usage import hour_of, is_billable, settle
+from .usage import is_billable, settle
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,8 @@ from django.db.models import Sum
 from plans.models import Customer
 from plans.periods import period_bounds
 
-from .limiter import pending_key
+from .keys import pending_key, snapshot_key
 from .models import FlushedBatch, RefusalRecord, UsageRecord
-from .usage import snapshot_key
 
 
 def _pending_usage_fields(customer_id: int) -> dict[str, int]:

@@ -24,8 +24,9 @@ from apikeys.context import KeyContext
 from core.errors import AppError
 from plans.periods import period_bounds
 
+from .keys import hour_of, usage_field
 from .limiter import Decision, LimiterUnavailable, Limits, Reason, get_limiter
-from .usage import UNBILLED_METHODS, hour_of, usage_field
+from .usage import UNBILLED_METHODS
 
 logger = logging.getLogger(__name__)
 
