@@ -1,4 +1,5 @@
-"""One contract, two backends: MemoryLimiter and RedisLimiter decide alike.
+"""One contract, two backends: MemoryLimiter and RedisLimiter decide alike,
+RedisLimiter both on its fast path and on redis-py's public API.
 
 The time is passed in, so nothing sleeps. NOW_MS is 2027-01-15 08:00:00 UTC,
 a whole minute, 16 days and 16 hours before the end of its calendar month.
@@ -69,10 +70,12 @@ def key_context(*, key_id, customer_id):
     )
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis, public path"])
 def limiter(request):
     if request.param == "memory":
         return MemoryLimiter()
+    if request.param == "redis, public path":
+        request.getfixturevalue("public_redis_path")
     return RedisLimiter(get_redis_connection("default"))
 
 

@@ -15,7 +15,9 @@ from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
 from metering.keys import hour_of, redis_key, usage_field
-from metering.limiter import CHECK_AND_RESERVE, PENDING_TTL_MS, Limits, RedisLimiter
+from metering.limiter import Limits, RedisLimiter
+from metering.limiter.contract import PENDING_TTL_MS
+from metering.limiter.redis_backend import CHECK_AND_RESERVE
 from plans.periods import period_bounds
 
 NOW_MS = 1_800_000_000_000  # 2027-01-15 08:00:00 UTC
