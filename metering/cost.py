@@ -29,6 +29,7 @@ from django_redis import get_redis_connection
 
 from .keys import COST_KEY
 from .ledger import add_cost_fields
+from .models import CPU_BUCKET_PREFIX, CostMetric
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class UnitPrices:
 
 # A sample's running totals: requests, CPU us, bytes out, third-party calls,
 # then one count per CPU histogram bucket.
-_TOTALS = ("requests", "cpu_us", "bytes_out", "third_party_calls")
+_TOTALS = (CostMetric.REQUESTS, CostMetric.CPU_US, CostMetric.BYTES_OUT, CostMetric.THIRD_PARTY_CALLS)
 _TOTALS_LENGTH = len(_TOTALS) + len(CPU_BUCKETS_MS) + 1
 
 
@@ -111,7 +112,7 @@ def cost_fields(hour: int, endpoint: str, totals: list[int]) -> dict[str, int]:
     fields = {prefix + name: value for name, value in zip(_TOTALS, totals, strict=False)}
     for bucket, count in enumerate(totals[len(_TOTALS) :]):
         if count:
-            fields[prefix + f"cpu_b{bucket}"] = count
+            fields[f"{prefix}{CPU_BUCKET_PREFIX}{bucket}"] = count
     return fields
 
 
