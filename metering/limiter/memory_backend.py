@@ -67,17 +67,25 @@ class MemoryLimiter:
             return Decision(limits, now_ms, Reason.BURST, used, remaining, wait)
         if ceiling >= 0 and used + cost > ceiling:
             return Decision(limits, now_ms, Reason.QUOTA, used, remaining, math.ceil(ahead / burst))
-        wait = math.ceil(new_ahead / burst)
-        # Rounded as the script's %.3f string is, so both backends decide alike.
-        self._store[burst_key] = (round(now_ms + new_ahead / burst, 3), now_ms + wait + 1)
-        if stored is None:
-            counter_expires = limits.period_end_ms + QUOTA_TTL_SLACK_MS
-            self._store[counter_key] = (used + cost, max(now_ms + 1, counter_expires))
-        else:  # as INCRBY: the counter keeps the expiry it was made with
-            self._store[counter_key] = (used + cost, self._store[counter_key][1])
-        self._prune(now_ms)
+        wait = self._reserve(limits, now_ms, new_ahead, used + cost, counter_exists=stored is not None)
         remaining = (window - new_ahead) // BURST_WINDOW_MS
         return Decision(limits, now_ms, Reason.ADMITTED, used + cost, remaining, wait)
+
+    def _reserve(
+        self, limits: Limits, now_ms: int, new_ahead: int, used: int, *, counter_exists: bool
+    ) -> int:
+        """The script's writes: the new TAT and the counter. Returns the burst's wait, ms."""
+        burst_key, counter_key, _ = limits.redis_keys
+        wait = math.ceil(new_ahead / limits.burst)
+        # Rounded as the script's %.3f string is, so both backends decide alike.
+        self._store[burst_key] = (round(now_ms + new_ahead / limits.burst, 3), now_ms + wait + 1)
+        if counter_exists:  # as INCRBY: the counter keeps the expiry it was made with
+            self._store[counter_key] = (used, self._store[counter_key][1])
+        else:
+            counter_expires = limits.period_end_ms + QUOTA_TTL_SLACK_MS
+            self._store[counter_key] = (used, max(now_ms + 1, counter_expires))
+        self._prune(now_ms)
+        return wait
 
     def settle(self, request: SettleRequest) -> Settlement:
         """As settle.lua, except that usage goes straight to the database:
