@@ -28,8 +28,8 @@ __all__ = [
     "get_limiter",
 ]
 
-_memory_limiter = MemoryLimiter()
-_redis_limiter = RedisLimiter()
+_memory_limiter: Limiter = MemoryLimiter()
+_redis_limiter: Limiter = RedisLimiter()
 
 
 def get_limiter() -> Limiter:

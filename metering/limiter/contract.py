@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 from functools import cached_property
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..keys import burst_key, pending_key, quota_key
 
@@ -133,6 +133,7 @@ class SettleRequest:
     idempotency_marker: str | None  # redis key of the request's Idempotency-Key
 
 
+@runtime_checkable
 class Limiter(Protocol):
     def check(
         self,
