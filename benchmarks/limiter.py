@@ -157,7 +157,8 @@ def make_floor(limit):
 def make_raw_floor(limit):
     # The least a Python process can spend on one EVALSHA round trip: the
     # command packed once, sent on the connection ours keeps per thread.
-    from metering.limiter import _bulk, _send_line
+    from metering.limiter.wire import bulk as _bulk
+    from metering.limiter.wire import send_line as _send_line
 
     client = redis_client()
     sha = client.script_load(FLOOR_SCRIPT)
@@ -325,7 +326,7 @@ class QueueingClient:
 
     def __init__(self):
         self.pipe = None
-        from metering.limiter import CHECK_AND_RESERVE
+        from metering.limiter.redis_backend import CHECK_AND_RESERVE
 
         redis_client().script_load(CHECK_AND_RESERVE)  # EVALSHA in a pipeline cannot load it
 

@@ -3,10 +3,11 @@
 Served with enforcement off, it shows what any design that asks Redis once per
 request costs on this machine before doing any work in Redis: the ceiling for
 the enforced server. The PING goes the way the limiter's own check goes (the
-same per-thread connection and packed command, metering.limiter._send_line).
+same per-thread connection and packed command, metering.limiter.wire.send_line).
 """
 
-from metering.limiter import _django_redis_client, _send_line
+from metering.limiter.redis_backend import django_redis_client as _django_redis_client
+from metering.limiter.wire import send_line as _send_line
 from saas.wsgi import application as django_application
 
 PING = b"*1\r\n$4\r\nPING\r\n"

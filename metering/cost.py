@@ -7,7 +7,7 @@ Endpoint code wraps each outbound call so it is counted:
     with third_party_call("geocoder"):
         response = session.get(...)
 
-Samples are aggregated per endpoint and hour (see metering.usage) and priced
+Samples are aggregated per endpoint and hour (see metering.keys) and priced
 with the unit prices in settings (COST_PER_CPU_MS, COST_PER_KB_OUT,
 COST_PER_THIRD_PARTY_CALL). Refused requests (429, 402) are counted per
 customer and hour the same way, for the dashboards' refusal rates: a statistic
@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
+from django_redis import get_redis_connection
+
+from .keys import COST_KEY
+from .ledger import add_cost_fields
+from .models import CPU_BUCKET_PREFIX, CostMetric
 
 logger = logging.getLogger(__name__)
 
-# One hash for all endpoints' pending samples; its own hash tag, so the flush
-# can rename it to its snapshot on Redis Cluster too.
-COST_KEY = "metering:v1:cost:{cost}"
-COST_SNAPSHOT_KEY = "metering:v1:flushing:{cost}"
 COST_KEY_TTL_MS = 7 * 24 * 3600 * 1000
 
 # Upper edges (ms) of the CPU time histogram buckets; the last bucket is open.
@@ -101,7 +102,7 @@ class UnitPrices:
 
 # A sample's running totals: requests, CPU us, bytes out, third-party calls,
 # then one count per CPU histogram bucket.
-_TOTALS = ("requests", "cpu_us", "bytes_out", "third_party_calls")
+_TOTALS = (CostMetric.REQUESTS, CostMetric.CPU_US, CostMetric.BYTES_OUT, CostMetric.THIRD_PARTY_CALLS)
 _TOTALS_LENGTH = len(_TOTALS) + len(CPU_BUCKETS_MS) + 1
 
 
@@ -111,7 +112,7 @@ def cost_fields(hour: int, endpoint: str, totals: list[int]) -> dict[str, int]:
     fields = {prefix + name: value for name, value in zip(_TOTALS, totals, strict=False)}
     for bucket, count in enumerate(totals[len(_TOTALS) :]):
         if count:
-            fields[prefix + f"cpu_b{bucket}"] = count
+            fields[f"{prefix}{CPU_BUCKET_PREFIX}{bucket}"] = count
     return fields
 
 
@@ -175,12 +176,8 @@ class CostAggregator:
 
 def _write_cost_fields(fields: dict[str, int]) -> None:
     if not settings.REDIS_URL:
-        from .flush import add_cost_fields
-
-        add_cost_fields(fields)
+        add_cost_fields(fields)  # the embedded default: no Redis to flush from
         return
-    from django_redis import get_redis_connection
-
     with get_redis_connection("default").pipeline(transaction=True) as pipe:
         for name, value in fields.items():
             pipe.hincrby(COST_KEY, name, value)

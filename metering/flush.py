@@ -17,124 +17,28 @@ next run finds the batch recorded and only discards. Nothing is lost, nothing
 counted twice.
 """
 
-import logging
-import re
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from django.db import IntegrityError, connection, transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_redis import get_redis_connection
 from redis.exceptions import WatchError
 
-from apikeys.models import APIKey
 from plans.models import Customer
 
-from .cost import COST_KEY, COST_SNAPSHOT_KEY, cost_aggregator
-from .limiter import pending_key
-from .models import EndpointCost, FlushedBatch, RefusalRecord, UsageRecord
-from .usage import hour_start, snapshot_key
-
-logger = logging.getLogger(__name__)
+from .cost import cost_aggregator
+from .keys import COST_KEY, COST_SNAPSHOT_KEY, customer_of, pending_key, snapshot_key
+from .ledger import add_cost_fields, add_usage_fields
+from .models import FlushedBatch
 
 SNAPSHOT = (Path(__file__).parent / "lua" / "snapshot.lua").read_text()
-CUSTOMER_TAG = re.compile(r"\{c(\d+)\}")
 # Snapshots expire with the pending TTL (7 days); a batch id older than that
 # can never come back, so its log row can go.
 FLUSHED_BATCH_RETENTION = timedelta(days=30)
-
-
-def _upsert(table: str, columns: list[str], conflict: list[str], add_column: str, rows: list[tuple]) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE adding to `add_column` (PostgreSQL and SQLite)."""
-    if not rows:
-        return
-    placeholders = ", ".join(["%s"] * len(columns))
-    sql = (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) "
-        f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE "
-        f"SET {add_column} = {table}.{add_column} + EXCLUDED.{add_column}"
-    )
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
-
-
-def add_usage_fields(customer_id: int, fields: dict[str, int]) -> None:
-    """Add `u|<hour>|<key id>|<endpoint>` counts to UsageRecord."""
-    totals: dict[tuple, int] = defaultdict(int)
-    for name, count in fields.items():
-        _, hour, key_id, endpoint = name.split("|", 3)
-        totals[(int(key_id), endpoint, int(hour))] += int(count)
-    known_keys = set(APIKey.objects.filter(pk__in={k for k, _, _ in totals}).values_list("pk", flat=True))
-    rows = [
-        (customer_id, key_id, endpoint, hour_start(hour), count)
-        for (key_id, endpoint, hour), count in totals.items()
-        if key_id in known_keys
-    ]
-    if len(rows) != len(totals):
-        logger.warning("usage flush: dropped counts of deleted keys for customer %s", customer_id)
-    _upsert(
-        UsageRecord._meta.db_table,
-        ["customer_id", "api_key_id", "endpoint", "hour", "count"],
-        ["customer_id", "api_key_id", "endpoint", "hour"],
-        "count",
-        [row for row in rows if row[-1] > 0],
-    )
-    _subtract_usage([row for row in rows if row[-1] < 0])
-
-
-def _subtract_usage(rows: list[tuple]) -> None:
-    """Apply unbillings whose units an earlier batch already added.
-
-    Not through the upsert: the database checks `count >= 0` on the row to be
-    inserted before it merges it, so a negative insert fails even when the
-    existing row is large enough.
-    """
-    table = UsageRecord._meta.db_table
-    sql = (
-        f"UPDATE {table} SET count = CASE WHEN count + %s < 0 THEN 0 ELSE count + %s END "
-        "WHERE customer_id = %s AND api_key_id = %s AND endpoint = %s AND hour = %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            sql,
-            [
-                (count, count, customer_id, key_id, endpoint, hour)
-                for customer_id, key_id, endpoint, hour, count in rows
-            ],
-        )
-
-
-def add_cost_fields(fields: dict[str, int]) -> None:
-    """Add `c|<hour>|<endpoint>|<metric>` totals to EndpointCost and
-    `r|<hour>|<customer id>|<status>` refusal counts to RefusalRecord."""
-    rows, refusals = [], {}
-    for name, value in fields.items():
-        kind, hour, owner, metric = name.split("|")
-        if kind == "r":
-            refusals[(int(owner), hour_start(int(hour)), int(metric))] = int(value)
-        else:
-            rows.append((owner, hour_start(int(hour)), metric, int(value)))
-    _add_refusals(refusals)
-    _upsert(
-        EndpointCost._meta.db_table,
-        ["endpoint", "hour", "metric", "value"],
-        ["endpoint", "hour", "metric"],
-        "value",
-        rows,
-    )
-
-
-def _add_refusals(refusals: dict[tuple, int]) -> None:
-    known = set(Customer.objects.filter(pk__in={c for c, _, _ in refusals}).values_list("pk", flat=True))
-    _upsert(
-        RefusalRecord._meta.db_table,
-        ["customer_id", "hour", "status", "count"],
-        ["customer_id", "hour", "status"],
-        "count",
-        [(customer, *rest, count) for (customer, *rest), count in refusals.items() if customer in known],
-    )
 
 
 # What a flush moves: a customer's pending usage (owner: the customer id) or
@@ -221,9 +125,9 @@ def customers_with_pending_usage(client) -> set[int]:
     for pattern in (pending_key("*"), snapshot_key("*")):
         # Braces are literal in a SCAN pattern: this matches every customer's key.
         for key in client.scan_iter(match=pattern, count=1000):
-            match = CUSTOMER_TAG.search(key.decode())
-            if match:
-                customers.add(int(match.group(1)))
+            customer_id = customer_of(key.decode())
+            if customer_id is not None:
+                customers.add(customer_id)
     return customers
 
 
@@ -235,13 +139,9 @@ class FlushResult:
 
 def flush_usage() -> FlushResult:
     """Move all pending usage to PostgreSQL (the Celery beat task and flush_usage command)."""
-    from django.conf import settings
-
     cost_aggregator.flush()  # this process's samples, so that a manual flush is complete
     if not settings.REDIS_URL:
         return FlushResult(0, 0)  # the embedded default writes usage directly
-    from django_redis import get_redis_connection
-
     client = get_redis_connection("default")
     customers = customers_with_pending_usage(client)
     units = sum(flush_owner(client, customer_id) for customer_id in sorted(customers))

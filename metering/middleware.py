@@ -27,9 +27,11 @@ from django.conf import settings
 
 from .alerts import thresholds_reached
 from .cost import CostMeter, cost_aggregator
+from .keys import hour_of
 from .limiter import Decision, LimiterUnavailable, Reason
+from .tasks import send_quota_alert
 from .throttling import METERING_ATTRIBUTE, MeteredRequest
-from .usage import hour_of, is_billable, settle
+from .usage import is_billable, settle
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +134,6 @@ def _queue_alerts(limits, used: int) -> None:
     reached = thresholds_reached(quota=limits.quota, used=used)
     if not reached:
         return  # nearly every request
-    from .tasks import send_quota_alert
-
     period = limits.period_start.timestamp()
     for threshold in reached:
         if (limits.customer_id, period, threshold) in _alerts_queued:

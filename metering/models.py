@@ -40,11 +40,17 @@ class FlushedBatch(models.Model):
 
 
 class CostMetric(models.TextChoices):
+    """EndpointCost.metric: the totals. The histogram's metrics are named apart
+    (CPU_BUCKET_PREFIX), one per bucket."""
+
     REQUESTS = "requests", "requests sampled"
     CPU_US = "cpu_us", "CPU microseconds"
     BYTES_OUT = "bytes_out", "bytes out"
     THIRD_PARTY_CALLS = "third_party_calls", "third-party calls"
-    # cpu_b<i>: requests whose CPU time fell in histogram bucket i (metering.cost.CPU_BUCKETS_MS)
+
+
+# cpu_b<i>: requests whose CPU time fell in histogram bucket i (metering.cost.CPU_BUCKETS_MS)
+CPU_BUCKET_PREFIX = "cpu_b"
 
 
 class EndpointCost(models.Model):

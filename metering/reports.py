@@ -11,7 +11,7 @@ from django.utils import timezone
 from plans.models import QuotaPeriod, SubscriptionStatus, Tier
 
 from .cost import CPU_BUCKETS_MS, UnitPrices
-from .models import EndpointCost, UsageRecord
+from .models import CPU_BUCKET_PREFIX, CostMetric, EndpointCost, UsageRecord
 
 REPORT_WINDOW = timedelta(days=30)
 MARGIN_FLOOR = Decimal(3)  # a tier must earn at least 3x what it costs to serve
@@ -55,13 +55,17 @@ def endpoint_costs(*, since=None, prices: UnitPrices | None = None) -> list[Endp
         totals[row["endpoint"]][row["metric"]] += row["total"]
     summaries = []
     for endpoint, metrics in sorted(totals.items()):
-        requests = metrics.get("requests", 0)
+        requests = metrics.get(CostMetric.REQUESTS, 0)
         if not requests:
             continue
-        mean_cpu_ms = Decimal(metrics.get("cpu_us", 0)) / 1000 / requests
-        mean_kb = Decimal(metrics.get("bytes_out", 0)) / 1024 / requests
-        calls = Decimal(metrics.get("third_party_calls", 0)) / requests
-        buckets = {int(m[5:]): v for m, v in metrics.items() if m.startswith("cpu_b")}
+        mean_cpu_ms = Decimal(metrics.get(CostMetric.CPU_US, 0)) / 1000 / requests
+        mean_kb = Decimal(metrics.get(CostMetric.BYTES_OUT, 0)) / 1024 / requests
+        calls = Decimal(metrics.get(CostMetric.THIRD_PARTY_CALLS, 0)) / requests
+        buckets = {
+            int(metric.removeprefix(CPU_BUCKET_PREFIX)): value
+            for metric, value in metrics.items()
+            if metric.startswith(CPU_BUCKET_PREFIX)
+        }
         per_request = (
             mean_cpu_ms * prices.per_cpu_ms
             + mean_kb * prices.per_kb_out

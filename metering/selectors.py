@@ -6,21 +6,19 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Sum
+from django_redis import get_redis_connection
 
 from plans.models import Customer
 from plans.periods import period_bounds
 
-from .limiter import pending_key
+from .keys import pending_key, snapshot_key
 from .models import FlushedBatch, RefusalRecord, UsageRecord
-from .usage import snapshot_key
 
 
 def _pending_usage_fields(customer_id: int) -> dict[str, int]:
     """`u|...` fields not yet in PostgreSQL: the pending hash and an unapplied snapshot."""
     if not settings.REDIS_URL:
         return {}
-    from django_redis import get_redis_connection
-
     client = get_redis_connection("default")
     with client.pipeline(transaction=False) as pipe:
         pipe.hgetall(pending_key(customer_id))

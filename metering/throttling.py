@@ -24,8 +24,10 @@ from apikeys.context import KeyContext
 from core.errors import AppError
 from plans.periods import period_bounds
 
+from .keys import hour_of, usage_field
 from .limiter import Decision, LimiterUnavailable, Limits, Reason, get_limiter
-from .usage import UNBILLED_METHODS, hour_of, usage_field
+from .selectors import usage_in_period
+from .usage import UNBILLED_METHODS
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +114,6 @@ def check_with_seed(limits: Limits, *, cost: int, now_ms: int, bill_field: str |
     decision = limiter.check(limits, cost=cost, now_ms=now_ms, seed=None, bill_field=bill_field)
     if decision.reason != Reason.NEEDS_SEED:
         return decision
-    from .selectors import usage_in_period
-
     used = usage_in_period(
         customer_id=limits.customer_id, start=limits.period_start, end=limits.period_end
     ).total

@@ -3,6 +3,7 @@ import time
 import pytest
 
 from metering import throttling
+from metering.limiter import wire
 
 
 class StoppedClock:
@@ -20,3 +21,10 @@ def clock(monkeypatch):
     stopped = StoppedClock(time.time())
     monkeypatch.setattr(throttling, "time", stopped)
     return stopped
+
+
+@pytest.fixture
+def public_redis_path(monkeypatch):
+    """The limiter as on a redis-py version its wire module was not tested on:
+    through redis-py's public API only."""
+    monkeypatch.setattr(wire, "FAST", False)

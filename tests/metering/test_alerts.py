@@ -16,10 +16,11 @@ from django.test import override_settings
 
 from metering import middleware
 from metering.alerts import quota_alert_send, thresholds_reached
+from metering.keys import hour_of, usage_field
 from metering.limiter import Limits, get_limiter
 from metering.models import QuotaAlert
 from metering.tasks import send_quota_alert
-from metering.usage import hour_of, settle, usage_field
+from metering.usage import settle
 from plans.models import Customer, Tier
 
 ECHO = "/api/v1/echo"

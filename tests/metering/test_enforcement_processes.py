@@ -22,7 +22,7 @@ from django.conf import settings
 from django_redis import get_redis_connection
 
 from apikeys.services import api_key_revoke
-from metering.limiter import redis_key
+from metering.keys import redis_key
 from plans.models import Customer
 from plans.services import tiers_sync
 from tests.utils import stop

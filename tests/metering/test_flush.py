@@ -25,10 +25,11 @@ from metering.flush import (
     read_snapshot,
     take_snapshot,
 )
-from metering.limiter import Limits, get_limiter, pending_key
+from metering.keys import hour_of, pending_key, snapshot_key, usage_field
+from metering.limiter import Limits, get_limiter
 from metering.models import EndpointCost, FlushedBatch, UsageRecord
 from metering.selectors import usage_in_period
-from metering.usage import hour_of, settle, snapshot_key, usage_field
+from metering.usage import settle
 from plans.periods import period_bounds
 
 STEPS = ["take_snapshot", "read_snapshot", "apply_snapshot", "discard_snapshot"]

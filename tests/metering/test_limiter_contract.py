@@ -1,9 +1,11 @@
-"""One contract, two backends: MemoryLimiter and RedisLimiter decide alike.
+"""One contract, two backends: MemoryLimiter and RedisLimiter decide alike,
+RedisLimiter both on its fast path and on redis-py's public API.
 
 The time is passed in, so nothing sleeps. NOW_MS is 2027-01-15 08:00:00 UTC,
 a whole minute, 16 days and 16 hours before the end of its calendar month.
 """
 
+import dataclasses
 import threading
 from datetime import UTC, datetime
 
@@ -13,7 +15,7 @@ from django.conf import settings
 from django_redis import get_redis_connection
 
 from apikeys.context import KeyContext
-from metering.limiter import Limits, MemoryLimiter, Reason, RedisLimiter
+from metering.limiter import Limiter, Limits, MemoryLimiter, Reason, RedisLimiter
 from metering.throttling import limits_for
 from plans.periods import period_bounds
 
@@ -69,11 +71,24 @@ def key_context(*, key_id, customer_id):
     )
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis, public path"])
 def limiter(request):
     if request.param == "memory":
         return MemoryLimiter()
+    if request.param == "redis, public path":
+        request.getfixturevalue("public_redis_path")
     return RedisLimiter(get_redis_connection("default"))
+
+
+def test_each_backend_is_a_limiter(limiter):
+    assert isinstance(limiter, Limiter)
+
+
+def test_a_limits_holds_only_its_fields_until_a_derived_value_is_read():
+    limits = make_limits()
+    assert set(vars(limits)) == {field.name for field in dataclasses.fields(Limits)}
+    assert limits.period_end_ms == NOW_MS + SECONDS_TO_MONTH_END * 1000
+    assert "period_end_ms" in vars(limits)  # cached for the period
 
 
 def test_it_admits_exactly_the_burst_back_to_back(limiter):

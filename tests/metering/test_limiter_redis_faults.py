@@ -1,7 +1,9 @@
 """The RedisLimiter when its Redis misbehaves, against a private redis-server.
 
 Each test starts its own throwaway server (no persistence) on a free port, so
-killing, stalling or restarting it disturbs no one else's Redis.
+killing, stalling or restarting it disturbs no one else's Redis. The `limiter`
+tests run on both paths of metering/limiter/wire.py; `fast_limiter` ones test
+the connection the fast path keeps per thread.
 """
 
 import hashlib
@@ -15,7 +17,8 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from metering.limiter import CHECK_AND_RESERVE, LimiterUnavailable, Limits, RedisLimiter
+from metering.limiter import LimiterUnavailable, Limits, RedisLimiter, SettleRequest
+from metering.limiter.redis_backend import CHECK_AND_RESERVE
 from plans.periods import period_bounds
 
 FIRST_PORT = 6391
@@ -102,8 +105,15 @@ def server(tmp_path):
     server.kill()
 
 
+@pytest.fixture(params=["fast path", "public path"])
+def limiter(request, server):
+    if request.param == "public path":
+        request.getfixturevalue("public_redis_path")
+    return limiter_on(server.port)
+
+
 @pytest.fixture
-def limiter(server):
+def fast_limiter(server):
     return limiter_on(server.port)
 
 
@@ -139,6 +149,21 @@ def test_a_restarted_redis_gets_the_script_loaded_again(server, limiter):
     assert admin.script_exists(SCRIPT_SHA) == [True]
 
 
+def test_a_settle_works_after_the_script_cache_is_flushed(server, limiter):
+    decision = limiter.check(make_limits(), now_ms=now_ms())
+    redis.Redis(port=server.port).script_flush()
+    settlement = limiter.settle(SettleRequest(decision, True, False, 1, "u|0|1|echo", None))
+    assert (settlement.billed, settlement.used) == (False, 0)
+
+
+def test_a_settle_raises_limiter_unavailable_once_redis_is_killed(server, limiter):
+    decision = limiter.check(make_limits(), now_ms=now_ms())
+    server.kill()
+    request = SettleRequest(decision, False, True, 1, "u|0|1|echo", None)
+    with pytest.raises(LimiterUnavailable):
+        limiter.settle(request)
+
+
 def test_a_stalled_redis_raises_limiter_unavailable_within_the_timeout(server, limiter):
     limiter.check(make_limits(), now_ms=now_ms())
     server.pause()
@@ -161,19 +186,19 @@ def client_ids(server):
     return {entry["id"] for entry in redis.Redis(port=server.port).client_list()}
 
 
-def test_each_thread_checks_on_a_connection_of_its_own_and_keeps_it(server, limiter):
+def test_each_thread_checks_on_a_connection_of_its_own_and_keeps_it(server, fast_limiter):
     import threading
 
-    limiter.check(make_limits(), now_ms=now_ms())  # connects (and loads the script)
+    fast_limiter.check(make_limits(), now_ms=now_ms())  # connects (and loads the script)
     warm = client_ids(server)
     for _ in range(5):
-        limiter.check(make_limits(), now_ms=now_ms())
+        fast_limiter.check(make_limits(), now_ms=now_ms())
     same_thread = client_ids(server)
     assert len(same_thread - warm) == 1  # only client_ids' own probe: the checks reused one
     checked, done = threading.Event(), threading.Event()
 
     def other_thread():
-        limiter.check(make_limits(), now_ms=now_ms())
+        fast_limiter.check(make_limits(), now_ms=now_ms())
         checked.set()
         done.wait(5)  # alive while we look: its connection lives as long as the thread
 
@@ -187,20 +212,20 @@ def test_each_thread_checks_on_a_connection_of_its_own_and_keeps_it(server, limi
         thread.join()
 
 
-def test_a_forked_child_does_not_share_its_parents_connection(server, limiter):
+def test_a_forked_child_does_not_share_its_parents_connection(server, fast_limiter):
     import multiprocessing
 
-    limiter.check(make_limits(), now_ms=now_ms())
-    LIMITER_BY_PORT[server.port] = limiter  # the child inherits it by the fork
+    fast_limiter.check(make_limits(), now_ms=now_ms())
+    LIMITER_BY_PORT[server.port] = fast_limiter  # the child inherits it by the fork
     context = multiprocessing.get_context("fork")
     with context.Pool(1) as pool:
         used = pool.apply(_child_check, (server.port,))
     assert used == 2  # parent and child each counted once: no reply read by the wrong process
-    assert limiter.check(make_limits(), now_ms=now_ms()).quota_used == 3
+    assert fast_limiter.check(make_limits(), now_ms=now_ms()).quota_used == 3
 
 
 def _child_check(port):
-    from metering.limiter import _thread_connection
+    from metering.limiter.wire import _thread_connection
 
     parent_connection = _thread_connection.connection
     decision = LIMITER_BY_PORT[port].check(make_limits(), now_ms=now_ms())
@@ -233,12 +258,12 @@ def test_threads_coming_and_going_never_use_up_the_clients_pool(server):
     assert redis.Redis(connection_pool=pool).ping()
 
 
-def test_a_connection_the_server_closed_is_replaced_without_an_error(server, limiter):
-    limiter.check(make_limits(), now_ms=now_ms())
+def test_a_connection_the_server_closed_is_replaced_without_an_error(server, fast_limiter):
+    fast_limiter.check(make_limits(), now_ms=now_ms())
     admin = redis.Redis(port=server.port)
     killed = admin.client_kill_filter(_type="normal", skipme=True)
     assert killed >= 1
-    assert limiter.check(make_limits(), now_ms=now_ms()).quota_used == 2
+    assert fast_limiter.check(make_limits(), now_ms=now_ms()).quota_used == 2
 
 
 class ChattyConnection(redis.Connection):

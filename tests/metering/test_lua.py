@@ -14,8 +14,10 @@ from django_redis import get_redis_connection
 from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
-from metering.limiter import CHECK_AND_RESERVE, PENDING_TTL_MS, Limits, RedisLimiter, redis_key
-from metering.usage import hour_of, usage_field
+from metering.keys import hour_of, redis_key, usage_field
+from metering.limiter import Limits, RedisLimiter
+from metering.limiter.contract import PENDING_TTL_MS
+from metering.limiter.redis_backend import CHECK_AND_RESERVE
 from plans.periods import period_bounds
 
 NOW_MS = 1_800_000_000_000  # 2027-01-15 08:00:00 UTC

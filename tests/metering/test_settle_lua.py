@@ -15,8 +15,9 @@ from django_redis import get_redis_connection
 from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
-from metering.limiter import IDEMPOTENCY_TTL_SECONDS, PENDING_TTL_MS, SETTLE, redis_key
-from metering.usage import idempotency_marker, snapshot_key
+from metering.keys import idempotency_marker, redis_key, snapshot_key
+from metering.limiter.contract import IDEMPOTENCY_TTL_SECONDS, PENDING_TTL_MS
+from metering.limiter.redis_backend import SETTLE
 
 QUOTA_KEY = redis_key("quota", 42, 1_800_000_000)
 PENDING_KEY = redis_key("usage", 42)

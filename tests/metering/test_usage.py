@@ -16,9 +16,9 @@ from rest_framework.test import APIClient
 from apikeys.services import api_key_create
 from metering import limiter
 from metering.flush import flush_usage
-from metering.limiter import MemoryLimiter, redis_key
+from metering.keys import hour_of, redis_key
+from metering.limiter import MemoryLimiter
 from metering.models import UsageRecord
-from metering.usage import hour_of
 from plans.models import Customer
 
 ECHO = "/api/v1/echo"

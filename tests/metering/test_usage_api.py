@@ -11,9 +11,9 @@ from django.db.models import Sum
 from apikeys.context import key_contexts
 from apikeys.services import api_key_create
 from metering.flush import flush_usage
+from metering.keys import hour_of, usage_field
 from metering.limiter import Limits, get_limiter
 from metering.models import UsageRecord
-from metering.usage import hour_of, usage_field
 from plans.models import Customer, Tier
 
 ECHO = "/api/v1/echo"

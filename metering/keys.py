@@ -1,0 +1,77 @@
+"""Where metering keeps things in Redis: every key name, and the fields of the
+pending usage hashes.
+
+Keys are `metering:v1:<kind>:{c<customer_id>}[:<part>...]`. The `{c…}` hash
+tag puts all of one customer's keys in one cluster slot, so a script touching
+several of them runs unchanged on Redis Cluster. Bump KEY_VERSION when the
+layout changes.
+
+Pending usage hash fields, in the customer's slot:
+  u|<hour epoch>|<key id>|<endpoint>   billable units
+The cost hash (COST_KEY, its own slot) holds `c|<hour>|<endpoint>|<metric>`
+samples and `r|<hour>|<customer id>|<status>` refusal counts (metering.cost).
+"""
+
+import hashlib
+import re
+from datetime import UTC, datetime
+
+APP = "metering"
+KEY_VERSION = "v1"
+CUSTOMER_TAG = re.compile(r"\{c(\d+)\}")
+
+
+def _key(kind: str, tag: str, *parts) -> str:
+    return ":".join([APP, KEY_VERSION, kind, f"{{{tag}}}", *map(str, parts)])
+
+
+def redis_key(kind: str, customer_id: int | str, *parts) -> str:
+    """`metering:v1:<kind>:{c<customer_id>}[:<part>...]`: one hash slot per customer."""
+    return _key(kind, f"c{customer_id}", *parts)
+
+
+# All endpoints' pending cost samples: one hash, tagged apart from every
+# customer, so the flush can rename it to its snapshot on Redis Cluster too.
+COST_KEY = _key("cost", "cost")
+COST_SNAPSHOT_KEY = _key("flushing", "cost")
+
+
+def burst_key(customer_id: int | str) -> str:
+    return redis_key("burst", customer_id)
+
+
+def quota_key(customer_id: int | str, period_start_s: int) -> str:
+    """The period's quota counter; keyed by the period start, so a tier change
+    mid-period keeps the usage already counted."""
+    return redis_key("quota", customer_id, period_start_s)
+
+
+def pending_key(customer_id: int | str) -> str:
+    return redis_key("usage", customer_id)
+
+
+def snapshot_key(customer_id: int | str) -> str:
+    return redis_key("flushing", customer_id)
+
+
+def idempotency_marker(customer_id: int, idempotency_key: str) -> str:
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    return redis_key("idem", customer_id, digest)
+
+
+def customer_of(key: str) -> int | None:
+    """The customer id in a key's hash tag, or None for a key of no customer."""
+    match = CUSTOMER_TAG.search(key)
+    return int(match.group(1)) if match else None
+
+
+def hour_of(now_ms: int) -> int:
+    return now_ms // 1000 // 3600 * 3600
+
+
+def hour_start(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour, UTC)
+
+
+def usage_field(hour: int, key_id: int, endpoint: str) -> str:
+    return f"u|{hour}|{key_id}|{endpoint}"

@@ -1,0 +1,117 @@
+"""The limiter on Redis: one EVALSHA of metering/lua/check_and_reserve.lua per
+check, and settle.lua when the check's billing guess must change.
+
+All of a customer's keys carry the hash tag `{c<id>}` (metering/keys.py), so
+each script touches one cluster slot and runs unchanged on Redis Cluster.
+"""
+
+import threading
+from pathlib import Path
+
+from django.core.cache import caches
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .contract import (
+    IDEMPOTENCY_TTL_SECONDS,
+    PENDING_TTL_MS,
+    QUOTA_TTL_SLACK_MS,
+    Decision,
+    LimiterUnavailable,
+    Limits,
+    Reason,
+    Settlement,
+    SettleRequest,
+)
+from .wire import LineScript, Prepared
+
+LUA_DIR = Path(__file__).parent.parent / "lua"
+CHECK_AND_RESERVE = (LUA_DIR / "check_and_reserve.lua").read_text()
+SETTLE = (LUA_DIR / "settle.lua").read_text()
+
+# check_and_reserve's ARGV: 5 the same all period (see _prepare), then 4 per request.
+_check_script = LineScript(CHECK_AND_RESERVE, per_call=4)
+_REASONS = tuple(Reason)
+_PREPARED_MAX = 10_000
+
+
+class RedisLimiter:
+    def __init__(self, client=None):
+        self._fixed_client = client
+        self._settle_script = None
+        # Limits by id (kept alive here, so the id stays theirs) -> their packed call.
+        self._prepared: dict[int, tuple[Limits, Prepared]] = {}
+
+    def check(
+        self,
+        limits: Limits,
+        *,
+        cost: int = 1,
+        now_ms: int,
+        seed: int | None = 0,
+        bill_field: str | None = None,
+    ) -> Decision:
+        """See metering.limiter.Limiter.check."""
+        entry = self._prepared.get(id(limits))
+        prepared = entry[1] if entry is not None and entry[0] is limits else self._prepare(limits)
+        args = (now_ms, cost, -1 if seed is None else seed, bill_field or "")
+        reason, used, remaining, wait_ms = self._run(_check_script, prepared, args).split()
+        return Decision(limits, now_ms, _REASONS[int(reason)], int(used), int(remaining), int(wait_ms))
+
+    def _prepare(self, limits: Limits) -> Prepared:
+        """check_and_reserve's keys and the arguments that stay the same all
+        period, packed once: a Limits lives for its period in the throttle's cache."""
+        fixed = (limits.burst, limits.quota, limits.ceiling, limits.period_end_ms + QUOTA_TTL_SLACK_MS)
+        prepared = _check_script.prepare(limits.redis_keys, (*fixed, PENDING_TTL_MS))
+        if len(self._prepared) >= _PREPARED_MAX:
+            self._prepared.clear()
+        self._prepared[id(limits)] = (limits, prepared)
+        return prepared
+
+    def settle(self, request: SettleRequest) -> Settlement:
+        """See metering.limiter.Limiter.settle."""
+        limits = request.decision.limits
+        _, quota_key, pending_key = limits.redis_keys
+        keys = [quota_key, pending_key, request.idempotency_marker or ""]
+        args = [
+            int(request.billed_at_check),
+            int(request.billable),
+            request.cost,
+            request.usage_field,
+            PENDING_TTL_MS,
+            IDEMPOTENCY_TTL_SECONDS,
+        ]
+        billed, used = self._run(self._settle, keys, args)
+        return Settlement(bool(billed), used)
+
+    def _settle(self, client, keys: list, args: list) -> list:
+        # Through redis-py's Script (the pool, its parser): the rare path, off
+        # the wire module's fast one. The Script loads itself when Redis lost it.
+        if self._settle_script is None:
+            self._settle_script = client.register_script(SETTLE)
+        return self._settle_script(keys=keys, args=args, client=client)
+
+    def _run(self, call, *args):
+        """`call(client, *args)`, with Redis out of reach raised as LimiterUnavailable."""
+        try:
+            return call(self._fixed_client or django_redis_client(), *args)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            raise LimiterUnavailable(str(error)) from error
+
+
+class _ThreadClient(threading.local):
+    cache = None
+    client = None
+
+
+_thread_client = _ThreadClient()
+
+
+def django_redis_client():
+    """The raw client behind the default cache, looked up once per cache object
+    (django-redis's own lookup costs more than the rest of a check's Python).
+    Django's caches are per thread, and so is this."""
+    cache, local = caches["default"], _thread_client
+    if local.cache is not cache:
+        local.cache, local.client = cache, cache.client.get_client(write=True)
+    return local.client
