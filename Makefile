@@ -71,7 +71,7 @@ clean:
 # Benchmarks, one command each (benchmarks/*.py). They need PostgreSQL and Redis
 # on 127.0.0.1 and FLUSH Redis database 10 (override: BENCH_REDIS_URL);
 # bench-http drives the load with Debian's wrk, installed from apt when missing
-# (benchmarks/http.py falls back to a Python load generator without it).
+# (benchmarks/http_load.py falls back to a Python load generator without it).
 .PHONY: install-bench bench-limiter bench-http bench-instructions bench-webhook
 WRK := /usr/bin/wrk
 VALGRIND := /usr/bin/valgrind
@@ -94,12 +94,12 @@ bench-limiter: install-bench
 	$(BIN)/python benchmarks/limiter.py
 
 bench-http: install-bench $(WRK)
-	$(BIN)/python benchmarks/http.py
+	$(BIN)/python benchmarks/http_load.py
 
 # The in-process cases of bench-http counted in instructions (valgrind): the
 # same figures run after run, for changes too small for the timings' noise.
 bench-instructions: install-bench $(VALGRIND)
-	$(BIN)/python benchmarks/http.py --instructions
+	$(BIN)/python benchmarks/http_load.py --instructions
 
 bench-webhook: install-bench
 	$(BIN)/python benchmarks/webhook.py

@@ -13,20 +13,15 @@ PostgreSQL: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/saas_
 migrated here). Broker: BENCH_BROKER_URL (default amqp://guest:guest@127.0.0.1:5672//).
 """
 
+import hashlib
+import hmac
+import json
 import os
+import statistics
 import sys
-
-# benchmarks/http.py would shadow the stdlib's http package: keep this folder off the path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
-
-import hashlib  # noqa: E402
-import hmac  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from pathlib import Path  # noqa: E402
+import time
+import uuid
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DELIVERIES = 500

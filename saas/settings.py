@@ -236,11 +236,6 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.errors.json_exception_handler",
 }
-# Off only to measure what enforcement costs (benchmarks/http.py): no throttle
-# classes, so requests are neither limited nor metered.
-RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
-if not RATE_LIMIT_ENABLED:
-    REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = []
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tiered API",

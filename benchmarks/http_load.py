@@ -1,11 +1,11 @@
 """Benchmark: /api/v1/echo under gunicorn with enforcement on and off.
 
-    .venv/bin/python benchmarks/http.py        (or: make bench-http)
-    .venv/bin/python benchmarks/http.py --instructions   (or: make bench-instructions)
+    .venv/bin/python benchmarks/http_load.py        (or: make bench-http)
+    .venv/bin/python benchmarks/http_load.py --instructions   (or: make bench-instructions)
 
 Starts gunicorn three times on 127.0.0.1 (2 gthread workers x 4 threads, each
 taking 8 of the 16 connections, DEBUG off, PostgreSQL and Redis): as deployed
-("enforced"); with RATE_LIMIT_ENABLED=false ("unenforced": no throttle classes,
+("enforced"); with BENCH_ENFORCEMENT=off ("unenforced", benchmarks/settings.py: no throttle classes,
 not limited, not metered); and unenforced plus one bare Redis round trip per
 request ("round trip only", benchmarks/round_trip_wsgi.py), the ceiling of any
 design that asks Redis once per request. A customer with a quota and burst no
@@ -34,28 +34,22 @@ redis://127.0.0.1:6379/10), FLUSHED at the start. Ambient DATABASE_URL and
 REDIS_URL are deliberately ignored.
 """
 
+import contextlib
+import http.client
+import json
 import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
 import sys
-
-# This file is named http.py: keep its folder off the path, or `import http`
-# anywhere below (urllib, Django) would import this script instead of the stdlib.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
-
-import contextlib  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import secrets  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from urllib.parse import urlsplit, urlunsplit  # noqa: E402
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/saas_bench")
@@ -70,11 +64,11 @@ SLICE_SECONDS = 2.0  # so 16 s of load per server
 WARMUP_SECONDS = 2.0
 EMAIL = "bench@example.com"
 TIME_LIMIT_SECONDS = 300
-# name: (RATE_LIMIT_ENABLED, WSGI application)
+# name: (BENCH_ENFORCEMENT, WSGI application)
 MODES = {
-    "enforced": ("true", "saas.wsgi:application"),
-    "unenforced": ("false", "saas.wsgi:application"),
-    "round trip only": ("false", "benchmarks.round_trip_wsgi:application"),
+    "enforced": ("on", "saas.wsgi:application"),
+    "unenforced": ("off", "saas.wsgi:application"),
+    "round trip only": ("off", "benchmarks.round_trip_wsgi:application"),
 }
 
 # Dumps the whole latency histogram (us -> count), so slices merge exactly.
@@ -98,16 +92,16 @@ def log(message):
 # --- setup ------------------------------------------------------------------------------------
 
 
-def server_env(secret_key, rate_limit_enabled="true"):
+def server_env(secret_key, enforcement="on"):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
     env.update(
-        DJANGO_SETTINGS_MODULE="saas.settings",
+        DJANGO_SETTINGS_MODULE="benchmarks.settings",
         DATABASE_URL=DATABASE_URL,
         REDIS_URL=REDIS_URL,
         DEBUG="false",
         SECRET_KEY=secret_key,
         ALLOWED_HOSTS=HOST,
-        RATE_LIMIT_ENABLED=rate_limit_enabled,
+        BENCH_ENFORCEMENT=enforcement,
         LOG_LEVEL="WARNING",
         PYTHONDONTWRITEBYTECODE="1",
     )
@@ -383,11 +377,11 @@ def percentile(histogram, fraction):
 # --- CPU per request in one process -------------------------------------------------------------
 
 CPU_ROUNDS, CPU_REQUESTS, CPU_WARMUP = 7, 3000, 2000
-CPU_CASES = (  # label, RATE_LIMIT_ENABLED, how the request is served
-    ("unenforced", "false", "plain"),
-    ("unenforced + one bare round trip (PING)", "false", "round-trip"),
-    ("enforced, limiter answer replayed from memory", "true", "replay"),
-    ("enforced", "true", "plain"),
+CPU_CASES = (  # label, BENCH_ENFORCEMENT, how the request is served
+    ("unenforced", "off", "plain"),
+    ("unenforced + one bare round trip (PING)", "off", "round-trip"),
+    ("enforced, limiter answer replayed from memory", "on", "replay"),
+    ("enforced", "on", "plain"),
 )
 
 
