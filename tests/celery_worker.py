@@ -62,6 +62,11 @@ class Worker:
     def ran(self, task_id: str) -> bool:
         return f"[{task_id}] succeeded" in self.log.read_text()
 
+    def gave_up(self, task_id: str) -> bool:
+        """The task raised instead of asking for a retry: Celery schedules no
+        further attempt of it (a retry logs "retry:" under the same id)."""
+        return f"[{task_id}] raised unexpected" in self.log.read_text()
+
 
 @contextlib.contextmanager
 def running_worker(log_dir: Path, *, name: str, env: dict[str, str] | None = None, queue: str | None = None):

@@ -3,7 +3,10 @@
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from django.conf import settings
 
 
@@ -32,3 +35,45 @@ def stop(process: "subprocess.Popen") -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=15)
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class MonthEnd:
+    """Half a minute before a calendar month ends, where a 30-day month, a
+    forgotten leap day or a year that does not roll over shows up."""
+
+    month_start: datetime
+    month_end: datetime  # the next month's first instant
+    next_month_end: datetime
+
+    @property
+    def moment(self) -> datetime:
+        return self.month_end - timedelta(seconds=30)
+
+    @property
+    def seconds(self) -> int:
+        return round((self.month_end - self.month_start).total_seconds())
+
+    @property
+    def next_seconds(self) -> int:
+        return round((self.next_month_end - self.month_end).total_seconds())
+
+
+# Months of 31, 28 (a common year), 29 (a leap year) and 30 days, and a
+# December: every length, and the year's change. For pytest.mark.parametrize.
+MONTH_ENDS = {
+    "jan-31": MonthEnd(utc(2027, 1, 1), utc(2027, 2, 1), utc(2027, 3, 1)),
+    "feb-28": MonthEnd(utc(2027, 2, 1), utc(2027, 3, 1), utc(2027, 4, 1)),
+    "feb-29": MonthEnd(utc(2028, 2, 1), utc(2028, 3, 1), utc(2028, 4, 1)),
+    "apr-30": MonthEnd(utc(2027, 4, 1), utc(2027, 5, 1), utc(2027, 6, 1)),
+    "dec-31": MonthEnd(utc(2027, 12, 1), utc(2028, 1, 1), utc(2028, 2, 1)),
+}
+
+
+def month_ends(name: str = "edge"):
+    """Parametrize a test over MONTH_ENDS, ids as the keys."""
+    return pytest.mark.parametrize(name, list(MONTH_ENDS.values()), ids=list(MONTH_ENDS))

@@ -13,6 +13,7 @@ from billing.tasks import report_overage_task, run_stripe_sync
 from metering.flush import flush_usage
 from metering.models import UsageRecord
 from plans.models import Customer, SubscriptionStatus
+from tests.utils import month_ends, utc
 
 from .stripe_double import SERVER_ERROR
 
@@ -42,6 +43,14 @@ def use(customer, key, units: int, hours_ago: int) -> None:
     UsageRecord.objects.update_or_create(
         customer=customer, api_key=key, endpoint="echo", hour=hour, defaults={"count": units}
     )
+
+
+def use_in(customer, key, units: int, hour: datetime) -> None:
+    UsageRecord.objects.create(customer=customer, api_key=key, endpoint="echo", hour=hour, count=units)
+
+
+def billing_period(customer, start: datetime, end: datetime) -> None:
+    Customer.objects.filter(pk=customer.pk).update(current_period_start=start, current_period_end=end)
 
 
 def test_an_overage_tier_admits_requests_over_the_quota(scale_customer, key_client):
@@ -165,3 +174,40 @@ def test_the_usage_api_projects_the_bill(scale_customer, key_client):
     assert bill["overage"] == "0.00"  # 2 requests at $0.002: under a cent
     assert bill["projected_overage_units"] >= 2
     assert Decimal(bill["projected_total"]) >= Decimal("49.00")
+
+
+# Across the day, month and year change: the report's clock is its argument.
+
+
+def test_the_last_hour_of_a_day_is_reported_after_midnight(scale_customer, api_key):
+    billing_period(scale_customer, utc(2027, 6, 1), utc(2027, 7, 1))
+    use_in(scale_customer, api_key.api_key, 15, utc(2027, 6, 15, 23))
+    (report,) = overage_reports_create(now=utc(2027, 6, 16, 0, 10))
+    assert (report.hour, report.units) == (utc(2027, 6, 15, 23), 5)
+
+
+@month_ends()
+def test_the_last_hour_of_a_month_is_reported_against_that_months_quota(scale_customer, api_key, edge):
+    billing_period(scale_customer, edge.month_start, edge.month_end)
+    last_hour = edge.month_end - timedelta(hours=1)
+    use_in(scale_customer, api_key.api_key, 8, edge.month_start)
+    use_in(scale_customer, api_key.api_key, 7, last_hour)
+    (report,) = overage_reports_create(now=edge.month_end + timedelta(minutes=10))
+    assert (report.hour, report.units) == (last_hour, 5)
+
+
+@month_ends()
+def test_the_first_hour_of_the_next_month_counts_against_a_fresh_quota(scale_customer, api_key, edge):
+    billing_period(scale_customer, edge.month_start, edge.month_end)
+    use_in(scale_customer, api_key.api_key, 15, edge.month_end - timedelta(hours=1))
+    overage_reports_create(now=edge.month_end + timedelta(minutes=10))
+    use_in(scale_customer, api_key.api_key, 4, edge.month_end)
+    assert overage_reports_create(now=edge.month_end + timedelta(hours=1, minutes=10)) == []
+
+
+@month_ends()
+def test_overage_in_the_first_hour_of_the_next_month_is_reported_in_that_month(scale_customer, api_key, edge):
+    billing_period(scale_customer, edge.month_start, edge.month_end)
+    use_in(scale_customer, api_key.api_key, 12, edge.month_end)
+    (report,) = overage_reports_create(now=edge.month_end + timedelta(hours=1, minutes=10))
+    assert (report.hour, report.units) == (edge.month_end, 2)

@@ -22,6 +22,7 @@ from metering.models import QuotaAlert
 from metering.tasks import send_quota_alert
 from metering.usage import settle
 from plans.models import Customer, Tier
+from tests.utils import month_ends
 
 ECHO = "/api/v1/echo"
 TOO_LONG = {"msg": "x" * 1001}
@@ -292,6 +293,22 @@ def test_the_100_percent_alert_of_a_tier_with_overage_is_sent_once(key_client, c
         "You have used 80% of your API quota",
         "You have used all of your API quota",
     ]
+
+
+@month_ends()
+def test_the_80_percent_alert_is_sent_again_in_the_next_month(
+    key_client, customer, mailoutbox, time_machine, edge
+):
+    limit_to(customer, 5)
+    time_machine.move_to(edge.moment, tick=False)
+    for _ in range(4):
+        key_client.get(ECHO)
+    time_machine.move_to(edge.month_end, tick=False)
+    for _ in range(4):
+        key_client.get(ECHO)
+    alerts = QuotaAlert.objects.order_by("period_start").values_list("period_start", "threshold")
+    assert list(alerts) == [(edge.month_start, 80), (edge.month_end, 80)]
+    assert subjects(mailoutbox) == ["You have used 80% of your API quota"] * 2
 
 
 def reserve(customer, api_key, *, quota: int):

@@ -7,6 +7,7 @@ from apikeys.context import invalidate_key_contexts
 from metering.limiter import Decision, Limits, Reason
 from metering.middleware import rate_limit_headers
 from plans.models import Customer
+from tests.utils import month_ends
 
 ECHO = "/api/v1/echo"
 RATE_LIMIT_HEADERS = (
@@ -32,6 +33,11 @@ ONE_MINUTE_BEFORE_APRIL_MS = int(datetime(2026, 3, 31, 23, 59, tzinfo=UTC).times
 def month_bounds(now: float) -> tuple[float, float]:
     start = datetime.fromtimestamp(now, UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return start.timestamp(), (start + timedelta(days=32)).replace(day=1).timestamp()
+
+
+def limit_to(customer, quota: int) -> None:
+    """Set the quota (and a burst that never interferes) before any request."""
+    Customer.objects.filter(pk=customer.pk).update(quota_override=quota, burst_override=1000)
 
 
 def headers_for(reason: Reason, *, used: int, burst_left: int, wait_ms: int) -> dict[str, str]:
@@ -137,3 +143,41 @@ def test_x_ratelimit_reset_is_a_unix_time():
 def test_the_policy_gives_the_quota_window_in_seconds():
     headers = headers_for(Reason.ADMITTED, used=10, burst_left=1, wait_ms=800)
     assert headers["RateLimit-Policy"] == '5;w=1;name="burst", 1000;w=2678400;name="quota"'
+
+
+# At the edges of the calendar, with the clock stopped there (time-machine):
+# through the real request path, so the throttle's own clock is the one read.
+
+
+@month_ends()
+def test_the_quota_window_at_a_month_end_is_that_months_real_length(key_client, time_machine, edge):
+    time_machine.move_to(edge.moment, tick=False)
+    policy = key_client.get(ECHO)["RateLimit-Policy"]
+    assert policy == f'5;w=1;name="burst", 1000;w={edge.seconds};name="quota"'
+
+
+@month_ends()
+def test_a_quota_refusal_at_a_month_end_is_retried_when_the_month_ends(
+    key_client, customer, time_machine, edge
+):
+    limit_to(customer, 1)
+    time_machine.move_to(edge.moment, tick=False)
+    key_client.get(ECHO)
+    refused = key_client.get(ECHO)
+    assert refused.status_code == 429
+    assert (refused["Retry-After"], refused["RateLimit-Reset"]) == ("30", "30")
+    assert refused["X-RateLimit-Reset"] == str(int(edge.month_end.timestamp()))
+
+
+@month_ends()
+def test_the_first_request_of_the_next_month_gets_a_fresh_quota_and_that_months_window(
+    key_client, customer, time_machine, edge
+):
+    limit_to(customer, 1)
+    time_machine.move_to(edge.moment, tick=False)
+    key_client.get(ECHO)
+    time_machine.move_to(edge.month_end, tick=False)
+    response = key_client.get(ECHO)
+    assert response.status_code == 200
+    assert response["RateLimit-Policy"].endswith(f'1;w={edge.next_seconds};name="quota"')
+    assert response["RateLimit-Reset"] == str(edge.next_seconds)

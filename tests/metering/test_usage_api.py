@@ -15,6 +15,7 @@ from metering.keys import hour_of, usage_field
 from metering.limiter import Limits, get_limiter
 from metering.models import UsageRecord
 from plans.models import Customer, Tier
+from tests.utils import utc
 
 ECHO = "/api/v1/echo"
 USAGE = "/api/v1/usage"
@@ -246,3 +247,50 @@ def test_done_means_postgresql_holds_the_31(done_means_traffic, customer):
 def test_done_means_the_quota_left_is_969(done_means_traffic):
     flush_and_restart()
     assert usage(done_means_traffic)["remaining"] == 969
+
+
+# A TIME_ZONE with daylight saving time: usage is still kept by UTC hour and day.
+# Europe/Berlin springs forward at 01:00 UTC (02:00 CET becomes 03:00 CEST) and
+# falls back at 01:00 UTC (03:00 CEST becomes 02:00 CET: 02:00-03:00 comes twice).
+SPRING_FORWARD = utc(2027, 3, 28, 1)
+FALL_BACK = utc(2027, 10, 31, 1)
+
+
+@pytest.mark.parametrize("change", [SPRING_FORWARD, FALL_BACK], ids=["spring-forward", "fall-back"])
+def test_usage_either_side_of_a_dst_change_is_kept_in_two_utc_hours(
+    key_client, customer, settings, time_machine, change
+):
+    settings.TIME_ZONE = "Europe/Berlin"
+    time_machine.move_to(change - timedelta(minutes=30), tick=False)
+    key_client.get(ECHO)
+    time_machine.move_to(change + timedelta(minutes=30), tick=False)
+    key_client.get(ECHO)
+    key_client.get(ECHO)
+    flush_usage()
+    hours = UsageRecord.objects.filter(customer=customer).order_by("hour").values_list("hour", "count")
+    assert [(hour.astimezone(UTC), count) for hour, count in hours] == [
+        (change - timedelta(hours=1), 1),
+        (change, 2),
+    ]
+
+
+def test_usage_per_day_is_by_utc_day_in_a_time_zone_ahead_of_utc(key_client, settings, time_machine):
+    settings.TIME_ZONE = "Europe/Berlin"
+    time_machine.move_to(utc(2027, 3, 27, 23, 30), tick=False)  # already the 28th in Berlin
+    key_client.get(ECHO)
+    time_machine.move_to(SPRING_FORWARD + timedelta(minutes=30), tick=False)
+    key_client.get(ECHO)
+    key_client.get(ECHO)
+    daily = usage(key_client)["daily"]
+    assert (len(daily), daily[-2:]) == (
+        28,
+        [{"date": "2027-03-27", "used": 1}, {"date": "2027-03-28", "used": 2}],
+    )
+
+
+def test_the_period_of_a_dst_month_is_its_real_length_in_utc(key_client, settings, time_machine):
+    settings.TIME_ZONE = "Europe/Berlin"
+    time_machine.move_to(SPRING_FORWARD, tick=False)
+    body = usage(key_client)
+    start, end = moment(body["period_start"]), moment(body["period_end"])
+    assert (start, end, end - start) == (utc(2027, 3, 1), utc(2027, 4, 1), timedelta(days=31))

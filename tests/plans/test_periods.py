@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from plans.periods import add_months, period_bounds
+from tests.utils import month_ends
 
 
 def at(*parts):
@@ -59,6 +60,21 @@ def test_february_of_a_leap_year_has_29_days():
 def test_february_of_a_common_year_has_28_days():
     start, end = period_bounds("month", at(2026, 2, 10))
     assert (start, end - start) == (at(2026, 2, 1), timedelta(days=28))
+
+
+@month_ends()
+def test_the_calendar_month_at_its_last_half_minute_has_its_real_length(edge):
+    assert period_bounds("month", edge.moment) == (edge.month_start, edge.month_end)
+
+
+@month_ends()
+def test_the_calendar_month_after_a_month_end_is_the_next_month(edge):
+    assert period_bounds("month", edge.month_end) == (edge.month_end, edge.next_month_end)
+
+
+@month_ends()
+def test_the_day_at_a_month_end_ends_at_midnight_of_the_next_month(edge):
+    assert period_bounds("day", edge.moment) == (edge.month_end - timedelta(days=1), edge.month_end)
 
 
 def test_a_month_inside_the_billing_period_is_the_billing_period():
@@ -128,6 +144,28 @@ def test_an_anchor_on_the_31st_reaches_the_next_31st_after_a_30_day_month():
 def test_anchored_months_roll_over_the_year():
     bounds = period_bounds("month", at(2027, 1, 20), at(2026, 10, 31, 10), at(2026, 11, 30, 10))
     assert bounds == (at(2026, 12, 31, 10), at(2027, 1, 31, 10))
+
+
+@pytest.mark.parametrize(
+    ("stored", "now", "expected"),
+    [
+        (
+            (at(2026, 12, 31, 10), at(2027, 1, 31, 10)),
+            at(2027, 1, 31, 10, 0, 30),
+            (at(2027, 1, 31, 10), at(2027, 2, 28, 10)),
+        ),
+        (
+            (at(2027, 12, 31, 10), at(2028, 1, 31, 10)),
+            at(2028, 1, 31, 10, 0, 30),
+            (at(2028, 1, 31, 10), at(2028, 2, 29, 10)),
+        ),
+        ((at(2027, 12, 1), at(2028, 1, 1)), at(2028, 1, 1, 0, 0, 30), (at(2028, 1, 1), at(2028, 2, 1))),
+    ],
+    ids=["jan-31-to-feb-28", "jan-31-to-feb-29", "dec-31-to-jan-1"],
+)
+def test_a_billing_period_renews_into_a_month_of_its_real_length(stored, now, expected):
+    """The renewal webhook not applied yet: the next period is guessed from the anchor."""
+    assert period_bounds("month", now, *stored) == expected
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from billing.models import EventStatus, StripeEvent
 from metering.models import EndpointCost, RefusalRecord, UsageRecord
 from plans.models import Customer, SubscriptionStatus, Tier
 from saas.dashboard import operator_dashboard
+from tests.utils import utc
 
 URL = "/admin/dashboard/"
 
@@ -112,6 +113,17 @@ def test_requests_per_day_are_stacked_by_tier_over_30_days(dataset):
     basic, plus = chart["datasets"]
     assert (basic["label"], basic["data"][-3:]) == ("Basic", [50, 0, 150])
     assert (plus["label"], plus["data"][-3:]) == ("Plus", [0, 0, 410])
+
+
+def test_usage_is_charted_by_utc_day_in_a_time_zone_with_dst(tiers, settings):
+    settings.TIME_ZONE = "Europe/Berlin"  # springs forward at 01:00 UTC on 2027-03-28
+    ann = make_customer("ann", tiers["basic"], SubscriptionStatus.ACTIVE)
+    key = api_key_create(customer=ann, name="laptop").api_key
+    for hour, count in ((utc(2027, 3, 27, 23), 5), (utc(2027, 3, 28, 1), 7)):  # both the 28th in Berlin
+        UsageRecord.objects.create(customer=ann, api_key=key, endpoint="api:echo", hour=hour, count=count)
+    chart = operator_dashboard(days=2, now=utc(2027, 3, 28, 12)).usage_chart
+    basic = next(dataset["data"] for dataset in chart["datasets"] if dataset["label"] == "Basic")
+    assert (chart["labels"], basic) == (["2027-03-27", "2027-03-28"], [5, 7])
 
 
 def test_tiers_come_in_display_order(dataset):

@@ -65,7 +65,10 @@ def test_the_charts_count_todays_and_this_hours_requests(alice_client, key_clien
     assert hourly["used"][-1] == 2
 
 
-def test_usage_flushed_to_the_database_counts_too(alice, alice_client, api_key):
+def test_usage_flushed_to_the_database_counts_too(alice, alice_client, api_key, time_machine):
+    # Mid-month: two hours ago is in this quota period (not so in a month's first two hours).
+    time_machine.move_to(datetime(2027, 5, 12, 15, 20, tzinfo=UTC), tick=False)
+    alice_client.force_login(alice.user)  # a session that has not expired by then
     UsageRecord.objects.create(
         customer=alice,
         api_key=api_key.api_key,
