@@ -6,9 +6,12 @@ the enforced server. The PING goes the way the limiter's own check goes (the
 same per-thread connection and packed command, metering.limiter.wire.send_line).
 """
 
+# First: it sets Django up, which the limiter's modules need (they load models).
+from saas.wsgi import application as django_application
+
+# isort: split
 from metering.limiter.redis_backend import django_redis_client as _django_redis_client
 from metering.limiter.wire import send_line as _send_line
-from saas.wsgi import application as django_application
 
 PING = b"*1\r\n$4\r\nPING\r\n"
 
