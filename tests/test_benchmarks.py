@@ -1,0 +1,23 @@
+"""The benchmarks' own servers load: a broken import there shows up here, not
+in the middle of a benchmark run."""
+
+import os
+import subprocess
+import sys
+
+from django.conf import settings
+
+UNENFORCED_ROUND_TRIP_SERVER = """
+import benchmarks.round_trip_wsgi
+from django.conf import settings
+assert settings.REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] == []
+"""
+
+
+def test_the_unenforced_round_trip_server_of_bench_http_loads_without_throttles():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchmarks.settings", "BENCH_ENFORCEMENT": "off"}
+    command = [sys.executable, "-c", UNENFORCED_ROUND_TRIP_SERVER]
+    result = subprocess.run(
+        command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
