@@ -65,7 +65,7 @@ class MemoryLimiter:
         if new_ahead > window:
             wait = math.ceil((new_ahead - window) / burst)
             return Decision(limits, now_ms, Reason.BURST, used, remaining, wait)
-        if ceiling >= 0 and used + cost > ceiling:
+        if cost > 0 and ceiling >= 0 and used + cost > ceiling:  # cost 0: the burst only
             return Decision(limits, now_ms, Reason.QUOTA, used, remaining, math.ceil(ahead / burst))
         wait = self._reserve(limits, now_ms, new_ahead, used + cost, counter_exists=stored is not None)
         remaining = (window - new_ahead) // BURST_WINDOW_MS

@@ -15,7 +15,7 @@
 -- ARGV[5]  ms the pending usage hash is kept if the flush never runs
 -- then this request:
 -- ARGV[6]  now, ms since epoch (the caller's clock: Redis never reads its own)
--- ARGV[7]  cost of this request, units (>= 0)
+-- ARGV[7]  cost of this request, units (>= 0; 0 is limited by the burst only)
 -- ARGV[8]  seed for a missing quota counter: units already used this period
 --          according to the database, or "-1" to ask the caller for one
 -- ARGV[9]  usage field "u|<hour>|<key id>|<endpoint>" to bill the units to now,
@@ -75,7 +75,9 @@ end
 if new_ahead > window then
   return redis.status_reply(string.format("1 %d %d %d", used, math.floor((window - ahead) / 1000), math.ceil((new_ahead - window) / burst)))
 end
-if ceiling >= 0 and used + cost > ceiling then
+-- A request of cost 0 takes no quota, so no quota refuses it: after a
+-- downgrade `used` may already exceed the ceiling, and the usage API must answer.
+if cost > 0 and ceiling >= 0 and used + cost > ceiling then
   return redis.status_reply(string.format("2 %d %d %d", used, math.floor((window - ahead) / 1000), math.ceil(ahead / burst)))
 end
 

@@ -210,6 +210,19 @@ def test_a_cost_that_does_not_fit_consumes_nothing(limiter):
     assert limiter.check(limits, cost=2, now_ms=NOW_MS).quota_used == 10
 
 
+def test_a_request_of_cost_zero_is_admitted_over_the_quota(limiter):
+    """A downgrade can leave more used than the new quota: a request that
+    costs nothing (the usage API) is still answered."""
+    limiter.check(make_limits(quota=10), cost=8, now_ms=NOW_MS)
+    assert limiter.check(make_limits(quota=5), cost=0, now_ms=NOW_MS).admitted
+
+
+def test_a_request_of_cost_zero_still_counts_against_the_burst(limiter):
+    limits = make_limits(burst=2, quota=1)
+    limiter.check(limits, cost=1, now_ms=NOW_MS)
+    assert admitted(limiter, limits, 3, cost=0) == 1
+
+
 def test_a_soft_quota_admits_requests_over_the_quota(limiter):
     assert admitted(limiter, make_limits(quota=3, hard_quota=False), 5) == 5
 

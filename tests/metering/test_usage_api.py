@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Sum
 
-from apikeys.context import key_contexts
+from apikeys.context import invalidate_key_contexts, key_contexts
 from apikeys.services import api_key_create
 from metering.flush import flush_usage
 from metering.keys import hour_of, usage_field
@@ -165,6 +165,18 @@ def test_a_customer_whose_quota_is_used_up_can_still_read_their_usage(key_client
     key_client.get(ECHO)
     key_client.get(ECHO)
     assert usage(key_client)["remaining"] == 0
+
+
+def test_a_customer_over_a_downgraded_quota_can_still_read_their_usage(
+    key_client, customer, django_capture_on_commit_callbacks
+):
+    for _ in range(3):
+        key_client.get(ECHO)
+    with django_capture_on_commit_callbacks(execute=True):
+        Customer.objects.filter(pk=customer.pk).update(quota_override=2)
+        invalidate_key_contexts()
+    assert key_client.get(ECHO).status_code == 429  # the downgrade is in force
+    assert key_client.get(USAGE).status_code == 200
 
 
 def test_daily_lists_every_day_of_the_period_up_to_today(key_client):
