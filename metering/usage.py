@@ -15,7 +15,9 @@ from .keys import idempotency_marker
 from .limiter import Decision, Settlement, SettleRequest, get_limiter
 
 BILLABLE_STATUSES = range(200, 300)
-UNBILLED_METHODS = frozenset({"HEAD", "OPTIONS"})
+# OPTIONS is answered by DRF's metadata, never by the view. HEAD is not here:
+# Django runs the GET view for it and only drops the body, so it costs a GET.
+UNBILLED_METHODS = frozenset({"OPTIONS"})
 
 
 def is_billable(method: str, status: int) -> bool:

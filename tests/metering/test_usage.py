@@ -1,7 +1,7 @@
 """Billable usage over HTTP: what is billed, what is not, and quota given back.
 
-A request is billed when it was admitted and answered 2xx, except HEAD,
-OPTIONS and a retry carrying an Idempotency-Key the customer already sent
+A request is billed when it was admitted and answered 2xx (HEAD as the GET
+it mirrors), except OPTIONS and a retry carrying an Idempotency-Key the customer already sent
 successfully. Every admitted request that is not billed gets its quota unit
 back. Billed units are read from UsageRecord after a flush.
 """
@@ -160,20 +160,45 @@ def test_a_view_that_raises_is_not_billed_and_gives_its_unit_back(api_key, custo
     assert (billed(customer), quota_used(customer)) == (1, 1)
 
 
-def test_a_head_request_is_not_billed(key_client, customer):
+def test_a_head_request_is_billed_as_the_get_it_mirrors(key_client, customer):
+    """HEAD runs the whole GET view: it costs what the GET costs."""
     assert key_client.head(ECHO).status_code == 200
-    assert billed(customer) == 0
+    assert (billed(customer), quota_used(customer)) == (1, 1)
 
 
-def test_a_head_request_gives_its_quota_unit_back(key_client, customer):
-    key_client.get(ECHO)
-    key_client.head(ECHO)
-    assert quota_used(customer) == 1
+@metering_urls
+def test_a_head_request_uses_the_quota_units_of_its_get(key_client, customer):
+    assert key_client.head("/api/v1/report").status_code == 200
+    assert (billed(customer), quota_used(customer)) == (3, 3)
+
+
+def test_a_head_request_is_refused_once_the_quota_is_used_up(key_client, customer):
+    Customer.objects.filter(pk=customer.pk).update(quota_override=5, burst_override=1000)
+    statuses = [key_client.head("/api/v1/primes", {"below": 1000}).status_code for _ in range(8)]
+    assert statuses == [200] * 5 + [429] * 3
+    assert billed(customer) == 5
+
+
+def test_a_failed_head_request_is_not_billed(key_client, customer):
+    assert key_client.head(ECHO, TOO_LONG).status_code == 400
+    assert (billed(customer), quota_used(customer)) == (0, 0)
 
 
 def test_an_options_request_is_not_billed(key_client, customer):
     assert key_client.options(ECHO).status_code == 200
     assert billed(customer) == 0
+
+
+@metering_urls
+def test_an_options_request_does_not_run_the_view(key_client, customer):
+    assert key_client.options("/api/v1/crashing").status_code == 200
+    assert (billed(customer), quota_used(customer)) == (0, 0)
+
+
+def test_an_options_request_is_answered_with_the_quota_used_up(key_client, customer):
+    Customer.objects.filter(pk=customer.pk).update(quota_override=1)
+    key_client.get(ECHO)
+    assert key_client.options(ECHO).status_code == 200
 
 
 def test_an_options_request_gives_its_quota_unit_back(key_client, customer):
