@@ -54,9 +54,12 @@ def snapshot_key(customer_id: int | str) -> str:
     return redis_key("flushing", customer_id)
 
 
-def idempotency_marker(customer_id: int, idempotency_key: str) -> str:
+def idempotency_record(customer_id: int, idempotency_key: str) -> str:
+    """The hash holding an Idempotency-Key's claim, then its stored response
+    (metering/lua/idempotency_claim.lua). A kind of its own: "idem" held a plain
+    string in the earlier layout."""
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-    return redis_key("idem", customer_id, digest)
+    return redis_key("idempotency", customer_id, digest)
 
 
 def customer_of(key: str) -> int | None:

@@ -25,6 +25,7 @@ from dataclasses import replace
 
 from django.conf import settings
 
+from . import idempotency
 from .alerts import thresholds_reached
 from .cost import CostMeter, cost_aggregator
 from .keys import hour_of
@@ -74,6 +75,8 @@ class MeteringMiddleware:
         if metered is None:
             return response
         decision = metered.decision
+        if metered.replay is not None and decision.admitted:
+            response = idempotency.replayed_response(metered.replay)  # the view did not run
         if decision.admitted:
             if sample is not None:
                 cost_aggregator.add(hour_of(decision.now_ms), metered.endpoint, sample)
@@ -109,7 +112,7 @@ def _settle(request, response, metered: MeteredRequest) -> Decision:
             billable=billable,
             field=metered.usage_field,
             cost=metered.cost,
-            idempotency_key=metered.idempotency_key,
+            claimed=_claimed(metered.claimed, response, billable),
         )
     except LimiterUnavailable:
         # The response is ready; failing it now would punish the client for our
@@ -121,6 +124,13 @@ def _settle(request, response, metered: MeteredRequest) -> Decision:
     if settlement.billed:
         _queue_alerts(decision.limits, settlement.used)
     return replace(decision, quota_used=settlement.used)
+
+
+def _claimed(claimed, response, billable: bool):
+    """The Idempotency-Key claim, with the response to keep when it succeeded."""
+    if claimed is None or not billable:
+        return claimed
+    return idempotency.kept(claimed, response)
 
 
 # Alerts already queued by this process: queue each at most once per process,

@@ -24,8 +24,18 @@ from apikeys.context import KeyContext
 from core.errors import AppError
 from plans.periods import period_bounds
 
+from . import idempotency
 from .keys import hour_of, usage_field
-from .limiter import Decision, LimiterUnavailable, Limits, Reason, get_limiter
+from .limiter import (
+    Claim,
+    ClaimedKey,
+    ClaimOutcome,
+    Decision,
+    LimiterUnavailable,
+    Limits,
+    Reason,
+    get_limiter,
+)
 from .selectors import usage_in_period
 from .usage import UNBILLED_METHODS
 
@@ -43,7 +53,8 @@ class MeteredRequest:
     endpoint: str
     usage_field: str
     billed_at_check: bool
-    idempotency_key: str | None
+    claimed: ClaimedKey | None = None  # the Idempotency-Key this request claimed
+    replay: Claim | None = None  # a repeat: the stored response to answer with
 
 
 class RateLimited(AppError):
@@ -142,22 +153,8 @@ class TierThrottle(BaseThrottle):
         context = request.auth
         if not isinstance(context, KeyContext) or not getattr(view, "metered", True):
             return True
-        now_ms = int(time.time() * 1000)
-        limits = cached_limits_for(context, now_ms)
-        # Requests that can never be billed reserve nothing: they are limited by
-        # the burst only, and the usage API answers even with the quota used up.
-        can_bill = getattr(view, "billable", True) and request.method not in UNBILLED_METHODS
-        cost = getattr(view, "quota_cost", 1) if can_bill else 0
-        endpoint = request._request.resolver_match.view_name or "unknown"
-        field = usage_field(hour_of(now_ms), context.key_id, endpoint)
-        # An Idempotency-Key may make a success a free retry: only the response
-        # can tell, so such a request is reserved now and billed after.
-        idempotency_key = request.META.get("HTTP_IDEMPOTENCY_KEY") or None
-        bill_now = bool(cost) and idempotency_key is None
         try:
-            decision = check_with_seed(
-                limits, cost=cost, now_ms=now_ms, bill_field=field if bill_now else None
-            )
+            metered = _meter(request, view, context, int(time.time() * 1000))
         except LimiterUnavailable:
             if settings.RATE_LIMIT_FAIL_OPEN:
                 logger.warning("limiter unavailable: admitting (fail-open)", exc_info=True)
@@ -165,8 +162,35 @@ class TierThrottle(BaseThrottle):
             logger.error("limiter unavailable: refusing (fail-closed)", exc_info=True)
             retry = str(settings.RATE_LIMIT_UNAVAILABLE_RETRY_AFTER)
             raise LimiterDown(headers={"Retry-After": retry}) from None
-        metered = MeteredRequest(decision, cost, endpoint, field, bill_now, idempotency_key)
         setattr(request._request, METERING_ATTRIBUTE, metered)
-        if not decision.admitted:
-            raise rate_limited_error(decision)
+        if not metered.decision.admitted:
+            if metered.claimed is not None:
+                idempotency.release(metered.decision, metered.claimed, metered.usage_field)
+            raise rate_limited_error(metered.decision)
+        if metered.replay is not None:
+            raise idempotency.Replayed()  # the view must not run; the middleware answers
         return True
+
+
+def _meter(request, view, context: KeyContext, now_ms: int) -> MeteredRequest:
+    """The check (and, with an Idempotency-Key, the claim before it)."""
+    limits = cached_limits_for(context, now_ms)
+    # Requests that can never be billed reserve nothing: they are limited by
+    # the burst only, and the usage API answers even with the quota used up.
+    can_bill = getattr(view, "billable", True) and request.method not in UNBILLED_METHODS
+    cost = getattr(view, "quota_cost", 1) if can_bill else 0
+    endpoint = request._request.resolver_match.view_name or "unknown"
+    field = usage_field(hour_of(now_ms), context.key_id, endpoint)
+    key = request.META.get("HTTP_IDEMPOTENCY_KEY") or None
+    if key is None or not cost:
+        # The hot path: one round trip, billed at once (most requests succeed).
+        decision = check_with_seed(limits, cost=cost, now_ms=now_ms, bill_field=field if cost else None)
+        return MeteredRequest(decision, cost, endpoint, field, billed_at_check=bool(cost))
+    found, claimed = idempotency.claim(request, context.customer_id, key, now_ms)
+    if found.outcome == ClaimOutcome.STORED:
+        # A repeat: answered from the stored response, counted against the burst only.
+        decision = check_with_seed(limits, cost=0, now_ms=now_ms)
+        return MeteredRequest(decision, 0, endpoint, field, billed_at_check=False, replay=found)
+    # Reserved now, billed after the response if it succeeds (settle.lua).
+    decision = check_with_seed(limits, cost=cost, now_ms=now_ms)
+    return MeteredRequest(decision, cost, endpoint, field, billed_at_check=False, claimed=claimed)

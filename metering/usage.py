@@ -1,18 +1,18 @@
 """Billable usage: which requests count, and settling the ones the check could not decide.
 
 The limiter's check bills an admitted request at once (optimistically: most
-succeed) unless it carries an Idempotency-Key. After the response, `settle()`
-is called only when that guess must change: a failure is unbilled and its
-quota units given back, and an Idempotency-Key request is billed unless it is
-a retry of a success (metering/lua/settle.lua). The flush (metering/flush.py)
+succeed) unless it claimed an Idempotency-Key (metering/idempotency.py). After
+the response, `settle()` is called only when that guess must change: a failure
+is unbilled and its quota units given back, and a request that claimed a key
+is billed if it succeeded, its response kept for repeats
+(metering/lua/settle.lua). The flush (metering/flush.py)
 moves pending usage to PostgreSQL; metering/keys.py has its Redis layout.
 
 On the embedded default (no REDIS_URL) the same rules apply in process and
 usage is written to the database at once, since there is no Redis to flush.
 """
 
-from .keys import idempotency_marker
-from .limiter import Decision, Settlement, SettleRequest, get_limiter
+from .limiter import ClaimedKey, Decision, Settlement, SettleRequest, get_limiter
 
 BILLABLE_STATUSES = range(200, 300)
 # OPTIONS is answered by DRF's metadata, never by the view. HEAD is not here:
@@ -31,11 +31,10 @@ def settle(
     billable: bool,
     field: str,
     cost: int,
-    idempotency_key: str | None,
+    claimed: ClaimedKey | None = None,
 ) -> Settlement:
     """Decide the billing the check could not: unbill a failure, or settle a
-    request that carried an Idempotency-Key. Gives unbilled units back."""
-    customer_id = decision.limits.customer_id
+    request that claimed an Idempotency-Key. Gives unbilled units back."""
     return get_limiter().settle(
         SettleRequest(
             decision=decision,
@@ -43,6 +42,6 @@ def settle(
             billable=billable,
             cost=cost,
             usage_field=field,
-            idempotency_marker=idempotency_marker(customer_id, idempotency_key) if idempotency_key else None,
+            claimed=claimed,
         )
     )

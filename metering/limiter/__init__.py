@@ -11,11 +11,25 @@ runs against both):
 
 from django.conf import settings
 
-from .contract import Decision, Limiter, LimiterUnavailable, Limits, Reason, Settlement, SettleRequest
+from .contract import (
+    Claim,
+    ClaimedKey,
+    ClaimOutcome,
+    Decision,
+    Limiter,
+    LimiterUnavailable,
+    Limits,
+    Reason,
+    Settlement,
+    SettleRequest,
+)
 from .memory_backend import MemoryLimiter
 from .redis_backend import RedisLimiter
 
 __all__ = [
+    "Claim",
+    "ClaimOutcome",
+    "ClaimedKey",
     "Decision",
     "Limiter",
     "LimiterUnavailable",

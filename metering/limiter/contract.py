@@ -7,7 +7,7 @@ The caller passes the time in; no backend reads a clock.
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from functools import cached_property
 from typing import Protocol, runtime_checkable
 
@@ -18,7 +18,11 @@ BURST_WINDOW_MS = 1000
 # clock just before the boundary still finds it.
 QUOTA_TTL_SLACK_MS = 60_000
 PENDING_TTL_MS = 7 * 24 * 3600 * 1000  # pending usage is kept this long if the flush stops
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # a settled Idempotency-Key is kept this long
+# A claimed key is held this long while its first request runs: longer than
+# any request may run (gunicorn's timeout), short enough that a worker killed
+# mid-request does not lock the key for long.
+IDEMPOTENCY_CLAIM_MS = 60_000
 
 
 class LimiterUnavailable(Exception):
@@ -121,6 +125,37 @@ class Settlement:
     used: int  # quota units used in the period after settling
 
 
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"  # the key was free: this request runs
+    REUSED = "reused"  # the key holds another request's fingerprint
+    IN_USE = "in_use"  # the first request with the key still runs
+    STORED = "stored"  # answered 2xx: its response is in the Claim
+    NOT_STORED = "not_stored"  # answered 2xx with a body too large to keep
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What an Idempotency-Key holds (metering/lua/idempotency_claim.lua)."""
+
+    outcome: ClaimOutcome
+    retry_after_ms: int = 0  # IN_USE: until the claim lapses
+    status: int = 0  # STORED: the response
+    content_type: str = ""
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class ClaimedKey:
+    """An Idempotency-Key this request claimed, and what to keep of its response."""
+
+    record: str  # the record's Redis key (metering.keys.idempotency_record)
+    token: str
+    stored: bool = False  # False: the response is over the bound (or streamed)
+    status: int = 0
+    content_type: str = ""
+    body: bytes = b""
+
+
 @dataclass(frozen=True)
 class SettleRequest:
     """What the settle step needs; see metering/lua/settle.lua for the rules."""
@@ -130,7 +165,7 @@ class SettleRequest:
     billable: bool  # what the response says
     cost: int
     usage_field: str  # "u|<hour>|<key id>|<endpoint>"
-    idempotency_marker: str | None  # redis key of the request's Idempotency-Key
+    claimed: ClaimedKey | None = None  # the Idempotency-Key this request claimed
 
 
 @runtime_checkable
@@ -151,4 +186,8 @@ class Limiter(Protocol):
 
     def settle(self, request: SettleRequest) -> Settlement:
         """Bill or give back what check() could not decide (metering/lua/settle.lua)."""
+        ...
+
+    def claim(self, record: str, *, fingerprint: str, token: str, now_ms: int) -> Claim:
+        """Claim an Idempotency-Key's record or read it (metering/lua/idempotency_claim.lua)."""
         ...

@@ -9,8 +9,12 @@ import threading
 from ..ledger import add_usage_fields
 from .contract import (
     BURST_WINDOW_MS,
+    IDEMPOTENCY_CLAIM_MS,
     IDEMPOTENCY_TTL_SECONDS,
     QUOTA_TTL_SLACK_MS,
+    Claim,
+    ClaimedKey,
+    ClaimOutcome,
     Decision,
     Limits,
     Reason,
@@ -25,6 +29,8 @@ class MemoryLimiter:
     def __init__(self):
         self._lock = threading.Lock()
         self._store: dict[str, tuple[float, int]] = {}  # key -> (value, expires at ms)
+        # Idempotency-Key records -> (fingerprint, token or "", Claim once settled, expires at ms)
+        self._records: dict[str, tuple[str, str, Claim | None, int]] = {}
 
     def _get(self, key: str, now_ms: int) -> float | None:
         entry = self._store.get(key)
@@ -92,31 +98,48 @@ class MemoryLimiter:
         with no Redis there is nothing for a flush to read from."""
         now_ms, limits = request.decision.now_ms, request.decision.limits
         with self._lock:
-            billable = request.billable and not self._seen_before(request, now_ms)
+            if request.claimed is not None:
+                self._settle_claim(request.claimed, request.billable, now_ms)
             key = limits.redis_keys[1]
             used = int(self._get(key, now_ms) or 0)
-            if not billable and used:
+            if not request.billable and used:
                 used -= min(request.cost, used)
                 self._store[key] = (used, self._store[key][1])
-        if billable != request.billed_at_check:
-            units = request.cost if billable else -request.cost
+        if request.billable != request.billed_at_check:
+            units = request.cost if request.billable else -request.cost
             add_usage_fields(limits.customer_id, {request.usage_field: units})
-        return Settlement(billable, used)
+        return Settlement(request.billable, used)
 
-    def _seen_before(self, request: SettleRequest, now_ms: int) -> bool:
-        """True for a retry of an Idempotency-Key already billed; else marks it
-        (as SET NX does). The caller holds the lock and calls this only for a
-        billable request."""
-        marker = request.idempotency_marker
-        if not marker:
-            return False
-        if self._get(marker, now_ms) is not None:
-            return True
-        self._store[marker] = (1, now_ms + IDEMPOTENCY_TTL_SECONDS * 1000)
-        return False
+    def claim(self, record: str, *, fingerprint: str, token: str, now_ms: int) -> Claim:
+        """As idempotency_claim.lua."""
+        with self._lock:
+            entry = self._records.get(record)
+            if entry is None or entry[3] <= now_ms:
+                self._records[record] = (fingerprint, token, None, now_ms + IDEMPOTENCY_CLAIM_MS)
+                return Claim(ClaimOutcome.CLAIMED)
+        held, _, settled, expires = entry
+        if held != fingerprint:
+            return Claim(ClaimOutcome.REUSED)
+        return settled or Claim(ClaimOutcome.IN_USE, retry_after_ms=expires - now_ms)
+
+    def _settle_claim(self, claimed: ClaimedKey, billable: bool, now_ms: int) -> None:
+        """settle.lua's first step; the caller holds the lock."""
+        entry = self._records.get(claimed.record)
+        if entry is None or entry[1] != claimed.token:
+            return  # the claim lapsed while the view ran: no longer this request's
+        if not billable:
+            del self._records[claimed.record]
+            return
+        if claimed.stored:
+            settled = Claim(ClaimOutcome.STORED, 0, claimed.status, claimed.content_type, claimed.body)
+        else:
+            settled = Claim(ClaimOutcome.NOT_STORED)
+        self._records[claimed.record] = (entry[0], "", settled, now_ms + IDEMPOTENCY_TTL_SECONDS * 1000)
 
     def _prune(self, now_ms: int) -> None:
         # Amortised cleanup of expired keys so memory stays bounded by live customers.
+        if len(self._records) > 10_000:
+            self._records = {k: v for k, v in self._records.items() if v[3] > now_ms}
         if len(self._store) > 10_000:
             for key in [k for k, (_, expires) in self._store.items() if expires <= now_ms]:
                 del self._store[key]

@@ -13,9 +13,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .contract import (
+    IDEMPOTENCY_CLAIM_MS,
     IDEMPOTENCY_TTL_SECONDS,
     PENDING_TTL_MS,
     QUOTA_TTL_SLACK_MS,
+    Claim,
+    ClaimedKey,
+    ClaimOutcome,
     Decision,
     LimiterUnavailable,
     Limits,
@@ -28,6 +32,7 @@ from .wire import LineScript, Prepared
 LUA_DIR = Path(__file__).parent.parent / "lua"
 CHECK_AND_RESERVE = (LUA_DIR / "check_and_reserve.lua").read_text()
 SETTLE = (LUA_DIR / "settle.lua").read_text()
+IDEMPOTENCY_CLAIM = (LUA_DIR / "idempotency_claim.lua").read_text()
 
 # check_and_reserve's ARGV: 5 the same all period (see _prepare), then 4 per request.
 _check_script = LineScript(CHECK_AND_RESERVE, per_call=4)
@@ -38,7 +43,7 @@ _PREPARED_MAX = 10_000
 class RedisLimiter:
     def __init__(self, client=None):
         self._fixed_client = client
-        self._settle_script = None
+        self._scripts: dict[str, object] = {}
         # Limits by id (kept alive here, so the id stays theirs) -> their packed call.
         self._prepared: dict[int, tuple[Limits, Prepared]] = {}
 
@@ -72,7 +77,8 @@ class RedisLimiter:
         """See metering.limiter.Limiter.settle."""
         limits = request.decision.limits
         _, quota_key, pending_key = limits.redis_keys
-        keys = [quota_key, pending_key, request.idempotency_marker or ""]
+        claimed = request.claimed
+        keys = [quota_key, pending_key, claimed.record if claimed else ""]
         args = [
             int(request.billed_at_check),
             int(request.billable),
@@ -80,16 +86,30 @@ class RedisLimiter:
             request.usage_field,
             PENDING_TTL_MS,
             IDEMPOTENCY_TTL_SECONDS,
+            *_kept_response(claimed),
         ]
-        billed, used = self._run(self._settle, keys, args)
+        billed, used = self._run(self._script, SETTLE, keys, args)
         return Settlement(bool(billed), used)
 
-    def _settle(self, client, keys: list, args: list) -> list:
-        # Through redis-py's Script (the pool, its parser): the rare path, off
-        # the wire module's fast one. The Script loads itself when Redis lost it.
-        if self._settle_script is None:
-            self._settle_script = client.register_script(SETTLE)
-        return self._settle_script(keys=keys, args=args, client=client)
+    def claim(self, record: str, *, fingerprint: str, token: str, now_ms: int) -> Claim:
+        """See metering.limiter.Limiter.claim. Redis times the claim itself (PEXPIRE)."""
+        args = [fingerprint, token, IDEMPOTENCY_CLAIM_MS]
+        outcome, *rest = self._run(self._script, IDEMPOTENCY_CLAIM, [record], args)
+        outcome = ClaimOutcome(outcome.decode())
+        if outcome == ClaimOutcome.IN_USE:
+            return Claim(outcome, retry_after_ms=int(rest[0]))
+        if outcome == ClaimOutcome.STORED:
+            status, content_type, body = rest
+            return Claim(outcome, status=int(status), content_type=content_type.decode(), body=body)
+        return Claim(outcome)
+
+    def _script(self, client, source: str, keys: list, args: list):
+        # Through redis-py's Script (the pool, its parser): the rare paths, off
+        # the wire module's fast one. A Script loads itself when Redis lost it.
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = client.register_script(source)
+        return script(keys=keys, args=args, client=client)
 
     def _run(self, call, *args):
         """`call(client, *args)`, with Redis out of reach raised as LimiterUnavailable."""
@@ -97,6 +117,14 @@ class RedisLimiter:
             return call(self._fixed_client or django_redis_client(), *args)
         except (RedisConnectionError, RedisTimeoutError) as error:
             raise LimiterUnavailable(str(error)) from error
+
+
+def _kept_response(claimed: ClaimedKey | None) -> list:
+    """settle.lua's ARGV[7..11]: the claim's token and what to keep of the response."""
+    if claimed is None:
+        return ["", "not_stored", 0, "", ""]
+    state = "stored" if claimed.stored else "not_stored"
+    return [claimed.token, state, claimed.status, claimed.content_type, claimed.body]
 
 
 class _ThreadClient(threading.local):

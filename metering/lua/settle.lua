@@ -1,34 +1,42 @@
 -- Settle an admitted request whose billing the check could not decide:
--- unbill one that was billed optimistically and failed, or decide one that
--- carried an Idempotency-Key. Its quota units are given back when not billed.
+-- unbill one that was billed optimistically and failed, or settle one that
+-- claimed an Idempotency-Key. Its quota units are given back when not billed.
 --
 -- KEYS[1]  quota counter for the request's period (as in check_and_reserve)
 -- KEYS[2]  the customer's pending usage hash
--- KEYS[3]  idempotency marker for the request's Idempotency-Key ("" if none sent)
+-- KEYS[3]  the Idempotency-Key's record this request claimed ("" if none;
+--          see idempotency_claim.lua)
 -- ARGV[1]  "1" if check_and_reserve already billed the units (optimistically)
--- ARGV[2]  "1" if the response makes the request billable (2xx, not HEAD/OPTIONS)
+-- ARGV[2]  "1" if the response makes the request billable (2xx, not OPTIONS)
 -- ARGV[3]  cost: quota units reserved for the request
 -- ARGV[4]  usage field: "u|<hour>|<key id>|<endpoint>"
 -- ARGV[5]  ms the usage hash is kept if never flushed (a safety net)
--- ARGV[6]  seconds an Idempotency-Key is remembered (24 h)
+-- ARGV[6]  seconds a settled Idempotency-Key is kept (24 h)
+-- ARGV[7]  the claim's token (as given to idempotency_claim.lua)
+-- ARGV[8]  "stored" to keep the response below, "not_stored" when too large
+-- ARGV[9]  the response's status, ARGV[10] its content type, ARGV[11] its body
 --
 -- Returns {billed, used}
 --   billed  1 when the request counts as usage, 0 when it does not
 --   used    quota units used in the period after settling
 --
--- A retry (an Idempotency-Key this customer already sent successfully) is
--- served but not billed. The marker is set only by a billable success, so a
--- failed first attempt leaves the retry billable.
+-- A billable success keeps its record for ARGV[6] s, so a repeat is answered
+-- from it; a failure deletes the record, so the next attempt runs. A claim
+-- whose token changed (it expired while the view ran) is left to its owner.
 assert(#KEYS == 3, "settle: expected 3 keys")
-assert(#ARGV == 6, "settle: expected 6 arguments")
+assert(#ARGV == 11, "settle: expected 11 arguments")
 
 local billed_at_check = ARGV[1] == "1"
 local billable = ARGV[2] == "1"
 local cost = tonumber(ARGV[3])
 
-if billable and KEYS[3] ~= "" then
-  if not redis.call("SET", KEYS[3], "1", "NX", "EX", tonumber(ARGV[6])) then
-    billable = false
+if KEYS[3] ~= "" and redis.call("HGET", KEYS[3], "token") == ARGV[7] then
+  if billable then
+    redis.call("HDEL", KEYS[3], "token")
+    redis.call("HSET", KEYS[3], "state", ARGV[8], "status", ARGV[9], "content_type", ARGV[10], "body", ARGV[11])
+    redis.call("EXPIRE", KEYS[3], tonumber(ARGV[6]))
+  else
+    redis.call("DEL", KEYS[3])
   end
 end
 

@@ -332,9 +332,7 @@ def reserve(customer, api_key, *, quota: int):
 def fail(in_flight) -> None:
     """The in-flight request fails: the middleware unbills it and gives its unit back."""
     decision, field = in_flight
-    settlement = settle(
-        decision, billed_at_check=True, billable=False, field=field, cost=1, idempotency_key=None
-    )
+    settlement = settle(decision, billed_at_check=True, billable=False, field=field, cost=1)
     assert not settlement.billed
 
 

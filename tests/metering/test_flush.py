@@ -352,9 +352,7 @@ def unbill_one(created_key, *, endpoint: str = "api:echo") -> None:
     field = usage_field(hour_of(now), created_key.api_key.pk, endpoint)
     decision = get_limiter().check(limits, cost=1, now_ms=now, bill_field=field)
     flush_usage()  # the flush moves the optimistic bill while the request runs
-    settlement = settle(
-        decision, billed_at_check=True, billable=False, field=field, cost=1, idempotency_key=None
-    )
+    settlement = settle(decision, billed_at_check=True, billable=False, field=field, cost=1)
     assert not settlement.billed
 
 

@@ -1,13 +1,15 @@
 """metering/lua/settle.lua, called directly with redis-py (EVALSHA).
 
-KEYS: quota counter, pending usage hash, idempotency marker ("" if none).
-ARGV: billed at check ("1"/"0"), billable ("1"/"0"), cost, usage field,
-pending TTL ms, marker TTL s. Returns {billed, used}.
+KEYS: quota counter, pending usage hash, the claimed Idempotency-Key's
+record ("" if none). ARGV: billed at check ("1"/"0"), billable ("1"/"0"),
+cost, usage field, pending TTL ms, record TTL s, the claim's token, "stored"
+or "not_stored", the response's status, content type and body.
+Returns {billed, used}.
 
 It runs only when the check's optimistic billing must change: a request
 billed at the check that failed (unbilled, its units given back), or one
-that carried an Idempotency-Key (reserved only at the check; billed unless
-it is a retry of a success).
+that claimed an Idempotency-Key (reserved only at the check; billed if it
+succeeded, its response kept on the claim).
 """
 
 import pytest
@@ -15,13 +17,14 @@ from django_redis import get_redis_connection
 from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
-from metering.keys import idempotency_marker, redis_key, snapshot_key
+from metering.keys import idempotency_record, redis_key, snapshot_key
 from metering.limiter.contract import IDEMPOTENCY_TTL_SECONDS, PENDING_TTL_MS
 from metering.limiter.redis_backend import SETTLE
 
 QUOTA_KEY = redis_key("quota", 42, 1_800_000_000)
 PENDING_KEY = redis_key("usage", 42)
-MARKER = idempotency_marker(42, "order-1")
+MARKER = idempotency_record(42, "order-1")
+RESPONSE = ["tok", "stored", 200, "application/json", b'{"query": {}}']
 FIELD = "u|1800000000|7|api:echo"
 OTHER_FIELD = "u|1800000000|7|api:primes"
 
@@ -41,7 +44,15 @@ def keys_of(customer_id: int, marker: str = "") -> list[str]:
 
 
 def settle(script, *, billed_at_check=False, billable=True, cost=1, marker="", customer_id=42):
-    args = [int(billed_at_check), int(billable), cost, FIELD, PENDING_TTL_MS, IDEMPOTENCY_TTL_SECONDS]
+    args = [
+        int(billed_at_check),
+        int(billable),
+        cost,
+        FIELD,
+        PENDING_TTL_MS,
+        IDEMPOTENCY_TTL_SECONDS,
+        *RESPONSE,
+    ]
     return script(keys=keys_of(customer_id, marker), args=args)
 
 
@@ -71,16 +82,16 @@ def pending(client, customer_id: int = 42) -> dict[str, int]:
 
 def test_it_refuses_a_call_with_two_keys(script):
     with pytest.raises(ResponseError, match="expected 3 keys"):
-        script(keys=[QUOTA_KEY, PENDING_KEY], args=[1, 0, 1, FIELD, PENDING_TTL_MS, 86400])
+        script(keys=[QUOTA_KEY, PENDING_KEY], args=[1, 0, 1, FIELD, PENDING_TTL_MS, 86400, *RESPONSE])
 
 
 def test_it_refuses_a_call_with_five_arguments(script):
-    with pytest.raises(ResponseError, match="expected 6 arguments"):
+    with pytest.raises(ResponseError, match="expected 11 arguments"):
         script(keys=[QUOTA_KEY, PENDING_KEY, ""], args=[1, 0, 1, FIELD, PENDING_TTL_MS])
 
 
 def test_it_refuses_a_call_with_seven_arguments(script):
-    with pytest.raises(ResponseError, match="expected 6 arguments"):
+    with pytest.raises(ResponseError, match="expected 11 arguments"):
         script(keys=[QUOTA_KEY, PENDING_KEY, ""], args=[1, 0, 1, FIELD, PENDING_TTL_MS, 86400, "x"])
 
 
@@ -214,60 +225,55 @@ def test_billing_an_idempotency_request_sets_the_pending_hash_ttl(script, client
 def test_billing_an_idempotency_request_renews_the_pending_hash_ttl(script, client):
     settle(script, marker=MARKER)
     client.pexpire(PENDING_KEY, 1_000)
-    settle(script, marker=idempotency_marker(42, "order-2"))
+    settle(script, marker=idempotency_record(42, "order-2"))
     assert client.pttl(PENDING_KEY) > 1_000
 
 
-def test_a_billed_idempotency_key_is_remembered_for_24_hours(script, client):
+def claim(client, record: str = MARKER, token: str = "tok") -> None:
+    """A claim as idempotency_claim.lua leaves it while its request runs."""
+    client.hset(record, mapping={"fingerprint": "fp", "state": "running", "token": token})
+    client.pexpire(record, 60_000)
+
+
+def test_a_success_keeps_its_response_on_its_claim(script, client):
+    claim(client)
+    settle(script, marker=MARKER)
+    kept = client.hgetall(MARKER)
+    assert kept == {
+        b"fingerprint": b"fp",
+        b"state": b"stored",
+        b"status": b"200",
+        b"content_type": b"application/json",
+        b"body": b'{"query": {}}',
+    }
+
+
+def test_a_kept_response_is_remembered_for_24_hours(script, client):
+    claim(client)
     settle(script, marker=MARKER)
     assert 24 * 3600 - 5 < client.ttl(MARKER) <= 24 * 3600
 
 
-def test_a_retry_is_not_billed(script, client):
-    reserve(client, 1)
-    settle(script, marker=MARKER)
-    reserve(client, 2)
-    assert settle(script, marker=MARKER) == [0, 1]
-    assert pending(client) == {FIELD: 1}
-
-
-def test_a_retry_gives_its_units_back(script, client):
-    reserve(client, 3)
-    settle(script, cost=3, marker=MARKER)
-    reserve(client, 6)
-    settle(script, cost=3, marker=MARKER)
-    assert client.get(QUOTA_KEY) == b"3"
-
-
-def test_a_retry_does_not_extend_the_markers_ttl(script, client):
-    settle(script, marker=MARKER)
-    client.expire(MARKER, 100)
-    settle(script, marker=MARKER)
-    assert client.ttl(MARKER) <= 100
-
-
-def test_a_failed_request_does_not_mark_its_idempotency_key(script, client):
-    settle(script, billable=False, marker=MARKER)
+def test_a_failure_deletes_its_claim_so_the_next_attempt_runs(script, client):
+    claim(client)
+    assert settle(script, billable=False, marker=MARKER) == [0, 0]
     assert client.exists(MARKER) == 0
 
 
-def test_a_retry_after_a_failed_first_attempt_is_billed(script, client):
-    reserve(client, 1)
+def test_a_claim_that_lapsed_and_was_taken_by_another_request_is_left_alone(script, client):
+    claim(client, token="another")
     settle(script, billable=False, marker=MARKER)
+    assert client.hget(MARKER, "token") == b"another"
+
+
+def test_a_success_whose_claim_lapsed_is_still_billed(script, client):
     reserve(client, 1)
     assert settle(script, marker=MARKER) == [1, 1]
-    assert pending(client) == {FIELD: 1}
+    assert client.exists(MARKER) == 0
 
 
-def test_the_same_idempotency_key_of_another_customer_is_billed(script, client):
-    settle(script, marker=MARKER)
-    reserve(client, 1, customer_id=43)
-    assert settle(script, marker=idempotency_marker(43, "order-1"), customer_id=43) == [1, 1]
-    assert (pending(client, 42), pending(client, 43)) == ({FIELD: 1}, {FIELD: 1})
-
-
-def test_the_same_idempotency_key_of_another_customer_is_another_marker():
-    assert idempotency_marker(42, "order-1") != idempotency_marker(43, "order-1")
+def test_the_same_idempotency_key_of_another_customer_is_another_record():
+    assert idempotency_record(42, "order-1") != idempotency_record(43, "order-1")
 
 
 def test_every_key_of_a_customer_is_in_one_cluster_slot():

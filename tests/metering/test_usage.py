@@ -1,9 +1,10 @@
 """Billable usage over HTTP: what is billed, what is not, and quota given back.
 
 A request is billed when it was admitted and answered 2xx (HEAD as the GET
-it mirrors), except OPTIONS and a retry carrying an Idempotency-Key the customer already sent
-successfully. Every admitted request that is not billed gets its quota unit
-back. Billed units are read from UsageRecord after a flush.
+it mirrors), except OPTIONS and a repeat under an Idempotency-Key the
+customer already sent successfully (tests/metering/test_idempotency.py).
+Every admitted request that is not billed gets its quota unit back. Billed
+units are read from UsageRecord after a flush.
 """
 
 from datetime import UTC, datetime
@@ -232,7 +233,7 @@ def test_a_call_costing_three_units_bills_three(key_client, customer):
 
 
 def test_a_retry_with_a_seen_idempotency_key_is_served(key_client):
-    key_client.get(ECHO, HTTP_IDEMPOTENCY_KEY="order-1")
+    key_client.get(ECHO, {"a": "b"}, HTTP_IDEMPOTENCY_KEY="order-1")
     response = key_client.get(ECHO, {"a": "b"}, HTTP_IDEMPOTENCY_KEY="order-1")
     assert (response.status_code, response.json()) == (200, {"query": {"a": "b"}})
 
