@@ -233,7 +233,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["metering.throttling.TierThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "metering.schema.MeteredAutoSchema",
     "EXCEPTION_HANDLER": "core.errors.json_exception_handler",
 }
 
