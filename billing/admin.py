@@ -5,7 +5,7 @@ from apikeys.admin import InvalidatesKeyContexts
 from metering.reports import tier_margin_warning
 from plans.models import Customer, Tier
 
-from .models import EventStatus, OverageReport, StripeEvent, StripeSync, SyncStatus
+from .models import EventStatus, OverageReport, StripeEvent, StripeSync, SyncStatus, UsageReconcileRun
 from .queueing import APPLY_STRIPE_EVENT, RUN_STRIPE_SYNC, queue_after_commit
 from .sync import catalog_sync_queue
 
@@ -170,3 +170,10 @@ class OverageReportAdmin(RecordAdmin):
     list_select_related = ("customer__user",)
     search_fields = ("identifier", "customer__user__email")
     date_hierarchy = "hour"
+
+
+@admin.register(UsageReconcileRun)
+class UsageReconcileRunAdmin(RecordAdmin):
+    list_display = ("ran_at", "periods", "rows_checked", "drifting_rows", "stripe_checked")
+    list_filter = ("stripe_checked",)
+    date_hierarchy = "ran_at"

@@ -201,3 +201,19 @@ def meter_event_send(*, stripe_customer_id: str, units: int, identifier: str, ti
         "payload": {"stripe_customer_id": stripe_customer_id, "value": str(units)},
     }
     return stripe_client().v1.billing.meter_events.create(params, _options(identifier)).to_dict()
+
+
+def overage_meter_id() -> str | None:
+    """The id of the Billing Meter overage is reported to, or None before sync_tiers made it."""
+    meters = stripe_client().v1.billing.meters.list({"status": "active", "limit": 100}).to_dict()["data"]
+    event_name = settings.STRIPE_METER_EVENT_NAME
+    return next((meter["id"] for meter in meters if meter["event_name"] == event_name), None)
+
+
+def meter_usage_total(*, meter_id: str, stripe_customer_id: str, start: int, end: int) -> int:
+    """Units Stripe's meter recorded for the customer with timestamps in
+    [start, end) (Unix seconds on whole minutes, as Stripe requires). Without
+    a value_grouping_window Stripe sums the whole range in one summary."""
+    params = {"customer": stripe_customer_id, "start_time": start, "end_time": end}
+    summaries = stripe_client().v1.billing.meters.event_summaries.list(meter_id, params).to_dict()["data"]
+    return round(sum(summary["aggregated_value"] for summary in summaries))

@@ -106,3 +106,22 @@ class OverageReport(models.Model):
     def meter_timestamp(self) -> int:
         """The meter event's time: the end of its hour, minus a second to stay inside it."""
         return int((self.hour.astimezone(UTC) + timedelta(hours=1)).timestamp()) - 1
+
+
+class UsageReconcileRun(models.Model):
+    """One run of the three-way usage reconcile (billing.usage_reconcile): how
+    many customer periods it compared, and the drifting ones as they were then."""
+
+    ran_at = models.DateTimeField()
+    periods = models.CharField(max_length=200, help_text="The periods compared, e.g. previous, current.")
+    rows_checked = models.PositiveIntegerField(default=0, help_text="Customer periods with any usage.")
+    drifting_rows = models.PositiveIntegerField(default=0)
+    stripe_checked = models.BooleanField(help_text="False without Stripe configured: its column was skipped.")
+    drift = models.JSONField(default=list, blank=True, help_text="The drifting rows, one object each.")
+
+    class Meta:
+        ordering = ["-ran_at"]
+        verbose_name = "usage reconcile run"
+
+    def __str__(self):
+        return f"usage reconcile {self.ran_at:%Y-%m-%d %H:%M}: {self.drifting_rows} drifting"

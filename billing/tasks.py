@@ -22,6 +22,7 @@ from .overage import overage_reports_queue
 from .reconcile import customer_reconcile, reconcile_all_queue
 from .stripe_api import is_retryable
 from .sync import stripe_sync_run
+from .usage_reconcile import usage_reconcile
 from .webhooks import stored_event_apply
 
 TASK_OPTIONS = {"acks_late": True, "bind": True, "max_retries": None}  # bounded by _retry_or_raise
@@ -78,6 +79,13 @@ def reconcile_customer(self, customer_pk: int) -> str:
 def reconcile_subscriptions_task() -> int:
     """Beat: compare every customer Stripe knows with Stripe, one task each."""
     return reconcile_all_queue()
+
+
+@shared_task(acks_late=True)
+def reconcile_usage_task() -> int:
+    """Beat, daily: compare Redis, the ledger and Stripe for the previous and
+    current periods; the run is recorded for admin. How many rows drift."""
+    return usage_reconcile(now=timezone.now()).run.drifting_rows
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=8)

@@ -11,7 +11,7 @@ from django_redis import get_redis_connection
 from plans.models import Customer
 from plans.periods import period_bounds
 
-from .keys import pending_key, snapshot_key
+from .keys import pending_key, quota_key, snapshot_key
 from .models import FlushedBatch, RefusalRecord, UsageRecord
 
 
@@ -125,3 +125,35 @@ def refusals_by_hour(*, customer_id: int, start: datetime, end: datetime) -> dic
         .annotate(refused=Sum("count"))
     )
     return {(row["hour"].astimezone(UTC), row["status"]): row["refused"] for row in rows}
+
+
+# The usage reconcile's reads (billing.usage_reconcile): each store on its own,
+# over the same hours as usage_by_hour.
+
+
+def quota_counter(*, customer_id: int, period_start: datetime) -> int | None:
+    """The limiter's quota counter of the period starting at `period_start`:
+    the units reserved in it. None when there is none (never used, expired
+    after the period, or no Redis: the embedded limiter lives in process)."""
+    if not settings.REDIS_URL:
+        return None
+    key = quota_key(customer_id, int(period_start.timestamp()))
+    value = get_redis_connection("default").get(key)
+    return int(value) if value is not None else None
+
+
+def pending_usage_in_period(*, customer_id: int, start: datetime, end: datetime) -> int:
+    """Billable units of the period still in Redis, not yet flushed."""
+    first_hour = start.replace(minute=0, second=0, microsecond=0)
+    return sum(
+        units
+        for name, units in _pending_usage_fields(customer_id).items()
+        if first_hour <= datetime.fromtimestamp(int(name.split("|")[1]), UTC) < end
+    )
+
+
+def ledger_usage_in_period(*, customer_id: int, start: datetime, end: datetime) -> int:
+    """Billable units of the period in PostgreSQL's usage ledger."""
+    first_hour = start.replace(minute=0, second=0, microsecond=0)
+    rows = UsageRecord.objects.filter(customer_id=customer_id, hour__gte=first_hour, hour__lt=end)
+    return rows.aggregate(units=Sum("count"))["units"] or 0

@@ -189,6 +189,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.reconcile_subscriptions_task",
         "schedule": env.float("STRIPE_RECONCILE_SECONDS", default=6 * 3600.0),
     },
+    "reconcile-usage": {
+        "task": "billing.tasks.reconcile_usage_task",
+        "schedule": env.float("USAGE_RECONCILE_SECONDS", default=24 * 3600.0),
+    },
 }
 
 # Cost baselines: unit prices (USD) and the share of requests measured.

@@ -254,6 +254,7 @@ class StripeDouble:
             ("GET", r"/v1/billing/meters", self._list_meters),
             ("POST", r"/v1/billing/meters", self._create_meter),
             ("POST", r"/v1/billing/meter_events", self._create_meter_event),
+            ("GET", r"/v1/billing/meters/(?P<id>[^/]+)/event_summaries", self._list_meter_event_summaries),
             ("POST", r"/v1/checkout/sessions", self._create_checkout_session),
             ("GET", r"/v1/checkout/sessions/(?P<id>[^/]+)", self._get_checkout_session),
             ("POST", r"/v1/billing_portal/sessions", self._create_portal_session),
@@ -347,6 +348,26 @@ class StripeDouble:
             )
         self.meter_events[params["identifier"]] = event
         return 200, event
+
+    def _list_meter_event_summaries(self, params, id):
+        """One summary of the customer's events in [start_time, end_time), as
+        Stripe answers without a value_grouping_window."""
+        if id not in self.meters:
+            return self._missing("billing.meter", id)
+        start, end = int(params["start_time"]), int(params["end_time"])
+        event_name = self.meters[id]["event_name"]
+        total = sum(
+            float(event["payload"]["value"])
+            for event in self.meter_events.values()
+            if event["event_name"] == event_name
+            and event["payload"]["stripe_customer_id"] == params["customer"]
+            and start <= event["timestamp"] < end
+        )
+        summary = fixture("billing.meter_event_summary")
+        summary.update(
+            id=self.new_id("mtrusg"), meter=id, start_time=start, end_time=end, aggregated_value=total
+        )
+        return self._list([summary], f"/v1/billing/meters/{id}/event_summaries")
 
     def _create_checkout_session(self, params):
         session = fixture("checkout.session")
