@@ -36,7 +36,7 @@ def _upsert(table: str, columns: list[str], conflict: list[str], add_column: str
 
 
 def add_usage_fields(customer_id: int, fields: dict[str, int]) -> None:
-    """Add `u|<hour>|<key id>|<endpoint>` counts to UsageRecord."""
+    """Add `u|<bucket>|<key id>|<endpoint>` counts to UsageRecord (metering.keys)."""
     totals: dict[tuple, int] = defaultdict(int)
     for name, count in fields.items():
         _, hour, key_id, endpoint = name.split("|", 3)

@@ -37,23 +37,30 @@ def _pending_usage_fields(customer_id: int) -> dict[str, int]:
     return fields
 
 
-def usage_by_hour(*, customer_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
-    """Billable units by UTC hour from `start` to `end`, exact up to the last
-    settled request. Usage is kept by the hour, so a `start` inside an hour (a
-    billing anchor) counts that whole hour."""
-    first_hour = start.replace(minute=0, second=0, microsecond=0)
-    by_hour: dict[datetime, int] = defaultdict(int)
+def _usage_by_bucket(customer_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
+    """Billable units by bucket (metering.keys.usage_bucket) starting in
+    [start, end), exact up to the last settled request."""
+    by_bucket: dict[datetime, int] = defaultdict(int)
     stored = (
-        UsageRecord.objects.filter(customer_id=customer_id, hour__gte=first_hour, hour__lt=end)
+        UsageRecord.objects.filter(customer_id=customer_id, hour__gte=start, hour__lt=end)
         .values("hour")
         .annotate(units=Sum("count"))
     )
     for row in stored:
-        by_hour[row["hour"].astimezone(UTC)] += row["units"]
+        by_bucket[row["hour"].astimezone(UTC)] += row["units"]
     for name, units in _pending_usage_fields(customer_id).items():
-        hour = datetime.fromtimestamp(int(name.split("|")[1]), UTC)
-        if first_hour <= hour < end:
-            by_hour[hour] += units
+        bucket = datetime.fromtimestamp(int(name.split("|")[1]), UTC)
+        if start <= bucket < end:
+            by_bucket[bucket] += units
+    return by_bucket
+
+
+def usage_by_hour(*, customer_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
+    """Billable units by UTC hour from `start` to `end`; a bucket that starts
+    inside an hour (at a period's start) is shown under that hour."""
+    by_hour: dict[datetime, int] = defaultdict(int)
+    for bucket, units in _usage_by_bucket(customer_id, start, end).items():
+        by_hour[bucket.replace(minute=0, second=0, microsecond=0)] += units
     return dict(by_hour)
 
 
@@ -64,10 +71,17 @@ class UsageInPeriod:
 
 
 def usage_in_period(*, customer_id: int, start: datetime, end: datetime) -> UsageInPeriod:
-    """Billable units from `start` to `end`, in total and by UTC day (see usage_by_hour)."""
+    """Billable units of the period [start, end), in total and by UTC day.
+
+    Exact for a period of an hour or more, whose units are in buckets starting
+    inside it (metering.keys.usage_bucket). A shorter period counts its whole
+    hour, the finest grain its usage is kept at.
+    """
+    if end - start < timedelta(hours=1):
+        start = start.replace(minute=0, second=0, microsecond=0)
     by_day: dict[date, int] = defaultdict(int)
-    for hour, units in usage_by_hour(customer_id=customer_id, start=start, end=end).items():
-        by_day[hour.date()] += units
+    for bucket, units in _usage_by_bucket(customer_id, start, end).items():
+        by_day[bucket.date()] += units
     return UsageInPeriod(total=sum(by_day.values()), by_day=dict(by_day))
 
 

@@ -24,7 +24,7 @@ from apikeys.context import KeyContext
 from core.errors import AppError
 from plans.periods import period_bounds
 
-from .keys import hour_of, usage_field
+from .keys import usage_bucket, usage_field
 from .limiter import Decision, LimiterUnavailable, Limits, Reason, get_limiter
 from .selectors import usage_in_period
 from .usage import UNBILLED_METHODS
@@ -149,7 +149,8 @@ class TierThrottle(BaseThrottle):
         can_bill = getattr(view, "billable", True) and request.method not in UNBILLED_METHODS
         cost = getattr(view, "quota_cost", 1) if can_bill else 0
         endpoint = request._request.resolver_match.view_name or "unknown"
-        field = usage_field(hour_of(now_ms), context.key_id, endpoint)
+        bucket = usage_bucket(now_ms, limits.period_start_ms, limits.period_end_ms)
+        field = usage_field(bucket, context.key_id, endpoint)
         # An Idempotency-Key may make a success a free retry: only the response
         # can tell, so such a request is reserved now and billed after.
         idempotency_key = request.META.get("HTTP_IDEMPOTENCY_KEY") or None
