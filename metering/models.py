@@ -13,9 +13,10 @@ class UsageRecord(models.Model):
     endpoint, hour) lets the flush add with one upsert.
     """
 
-    customer = models.ForeignKey("plans.Customer", on_delete=models.CASCADE, related_name="usage_records")
-    # RESTRICT: a key with billed usage is revoked, not deleted, unless its
-    # whole customer goes (the cascade from Customer removes both).
+    # PROTECT and RESTRICT: a customer or key with billed usage is revoked,
+    # never deleted from under it (metering/protection.py guards usage still
+    # pending in Redis).
+    customer = models.ForeignKey("plans.Customer", on_delete=models.PROTECT, related_name="usage_records")
     api_key = models.ForeignKey("apikeys.APIKey", on_delete=models.RESTRICT, related_name="usage_records")
     endpoint = models.CharField(max_length=200)
     hour = models.DateTimeField(help_text="Start of the UTC hour, or of the quota period begun inside it.")

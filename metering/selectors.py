@@ -15,7 +15,7 @@ from .keys import pending_key, snapshot_key
 from .models import FlushedBatch, RefusalRecord, UsageRecord
 
 
-def _pending_usage_fields(customer_id: int) -> dict[str, int]:
+def pending_usage_fields(customer_id: int) -> dict[str, int]:
     """`u|...` fields not yet in PostgreSQL: the pending hash and an unapplied snapshot."""
     if not settings.REDIS_URL:
         return {}
@@ -37,6 +37,17 @@ def _pending_usage_fields(customer_id: int) -> dict[str, int]:
     return fields
 
 
+def pending_units(*, customer_id: int, key_id: int | None = None) -> dict[str, int]:
+    """The customer's (or one key's) usage fields not yet in PostgreSQL whose
+    count is not zero: billed units, or unbillings of units already flushed."""
+    fields = pending_usage_fields(customer_id)
+    return {
+        name: units
+        for name, units in fields.items()
+        if units and (key_id is None or name.split("|")[2] == str(key_id))
+    }
+
+
 def _usage_by_bucket(customer_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
     """Billable units by bucket (metering.keys.usage_bucket) starting in
     [start, end), exact up to the last settled request."""
@@ -48,7 +59,7 @@ def _usage_by_bucket(customer_id: int, start: datetime, end: datetime) -> dict[d
     )
     for row in stored:
         by_bucket[row["hour"].astimezone(UTC)] += row["units"]
-    for name, units in _pending_usage_fields(customer_id).items():
+    for name, units in pending_usage_fields(customer_id).items():
         bucket = datetime.fromtimestamp(int(name.split("|")[1]), UTC)
         if start <= bucket < end:
             by_bucket[bucket] += units
