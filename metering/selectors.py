@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Sum
 from django_redis import get_redis_connection
 
@@ -12,6 +13,7 @@ from plans.models import Customer
 from plans.periods import period_bounds
 
 from .keys import pending_key, snapshot_key
+from .ledger import lock_usage
 from .models import FlushedBatch, RefusalRecord, UsageRecord
 
 
@@ -20,7 +22,8 @@ def pending_usage_fields(customer_id: int) -> dict[str, int]:
     if not settings.REDIS_URL:
         return {}
     client = get_redis_connection("default")
-    with client.pipeline(transaction=False) as pipe:
+    # MULTI: a snapshot taken between two separate reads would be read twice.
+    with client.pipeline(transaction=True) as pipe:
         pipe.hgetall(pending_key(customer_id))
         pipe.hgetall(snapshot_key(customer_id))
         pending, snapshot = pipe.execute()
@@ -52,14 +55,17 @@ def _usage_by_bucket(customer_id: int, start: datetime, end: datetime) -> dict[d
     """Billable units by bucket (metering.keys.usage_bucket) starting in
     [start, end), exact up to the last settled request."""
     by_bucket: dict[datetime, int] = defaultdict(int)
-    stored = (
-        UsageRecord.objects.filter(customer_id=customer_id, hour__gte=start, hour__lt=end)
-        .values("hour")
-        .annotate(units=Sum("count"))
-    )
+    with transaction.atomic():
+        lock_usage(customer_id, shared=True)  # no flush commits between the two reads
+        stored = list(
+            UsageRecord.objects.filter(customer_id=customer_id, hour__gte=start, hour__lt=end)
+            .values("hour")
+            .annotate(units=Sum("count"))
+        )
+        pending = pending_usage_fields(customer_id)
     for row in stored:
         by_bucket[row["hour"].astimezone(UTC)] += row["units"]
-    for name, units in pending_usage_fields(customer_id).items():
+    for name, units in pending.items():
         bucket = datetime.fromtimestamp(int(name.split("|")[1]), UTC)
         if start <= bucket < end:
             by_bucket[bucket] += units

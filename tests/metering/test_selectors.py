@@ -1,16 +1,19 @@
 """Reads of billable usage (metering/selectors.py): every unit counts in
 exactly one billing period, whatever minute of an hour the period starts."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django_redis import get_redis_connection
 
+from metering import selectors
 from metering.flush import flush_usage
 from metering.keys import quota_key
 from metering.selectors import usage_by_hour, usage_in_period
 from plans.models import Customer
-from plans.periods import add_months
+from plans.periods import add_months, period_bounds
 
 ECHO = "/api/v1/echo"
 # A billing period renews at 14:37, inside an hour.
@@ -66,3 +69,33 @@ def test_the_quota_seed_of_a_period_starting_inside_an_hour_counts_only_its_own_
     serve_at(key_client, clock, RENEWAL.replace(minute=50), 1)
     counter = get_redis_connection("default").get(quota_key(renewing_customer.pk, int(RENEWAL.timestamp())))
     assert int(counter) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_flush_committing_between_the_ledger_and_redis_reads_counts_each_unit_once(
+    monkeypatch, customer, key_client, clock
+):
+    serve_at(key_client, clock, RENEWAL, 6)
+    read_redis = selectors.pending_usage_fields
+
+    def flush_meanwhile(customer_id):
+        """A flush in another process runs right after the ledger was read."""
+        flusher = threading.Thread(target=flush_then_close)
+        flusher.start()
+        flusher.join(timeout=1)  # it may have to wait for this read to end
+        fields = read_redis(customer_id)
+        threads.append(flusher)
+        return fields
+
+    threads: list[threading.Thread] = []
+    monkeypatch.setattr(selectors, "pending_usage_fields", flush_meanwhile)
+    start, end = period_bounds("month", RENEWAL)
+    assert usage_in_period(customer_id=customer.pk, start=start, end=end).total == 6
+    threads[0].join()
+
+
+def flush_then_close():
+    try:
+        flush_usage()
+    finally:
+        connection.close()
