@@ -47,6 +47,11 @@ class APIKeyAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
         # keys are made by the customer (or create_api_key), not typed in here.
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # Keys are revoked (the action above), never deleted: billed usage,
+        # flushed or still in Redis, belongs to its key.
+        return False
+
     @admin.display(description="status")
     def key_status(self, api_key):
         return api_key.status(timezone.now()).label

@@ -2,7 +2,9 @@ from django.contrib import admin, messages
 from django.db.models import Count
 
 from apikeys.admin import InvalidatesKeyContexts
+from apikeys.models import APIKey
 from metering.reports import tier_margin_warning
+from metering.selectors import pending_units
 from plans.models import Customer, Tier
 
 from .models import EventStatus, OverageReport, StripeEvent, StripeSync, SyncStatus, UsageReconcileRun
@@ -117,6 +119,20 @@ class CustomerAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
     @admin.display(description="email", ordering="user__email")
     def user_email(self, customer):
         return customer.user.email
+
+    def get_deleted_objects(self, objs, request):
+        """Also protected: usage still in Redis, which the flush would drop
+        once its customer is gone (metering.protection refuses it too).
+
+        The key admin deletes no single key (keys are revoked); a customer
+        without usage may still go with its keys.
+        """
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(APIKey._meta.verbose_name)
+        for customer in objs:
+            if pending := pending_units(customer_id=customer.pk):
+                protected.append(f"{customer}: {sum(pending.values())} billable units not yet flushed")
+        return deleted, counts, perms_needed, protected
 
 
 class RecordAdmin(admin.ModelAdmin):

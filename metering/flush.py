@@ -32,7 +32,7 @@ from plans.models import Customer
 
 from .cost import cost_aggregator
 from .keys import COST_KEY, COST_SNAPSHOT_KEY, customer_of, pending_key, snapshot_key
-from .ledger import add_cost_fields, add_usage_fields
+from .ledger import add_cost_fields, add_usage_fields, lock_usage
 from .models import FlushedBatch
 
 SNAPSHOT = (Path(__file__).parent / "lua" / "snapshot.lua").read_text()
@@ -68,6 +68,8 @@ def read_snapshot(client, owner: int | str) -> dict[str, int]:
 def apply_snapshot(owner: int | str, batch: str, fields: dict[str, int]) -> bool:
     """Step 2: add the snapshot to PostgreSQL once. False if it already was."""
     with transaction.atomic():
+        if owner != COST:
+            lock_usage(owner, shared=False)  # not between a reader's two reads
         # Only the batch's own duplicate means "already applied". Any other
         # database error (a key deleted meanwhile fails its foreign key at
         # commit) must propagate, so that the snapshot is kept for a retry

@@ -7,7 +7,9 @@ several of them runs unchanged on Redis Cluster. Bump KEY_VERSION when the
 layout changes.
 
 Pending usage hash fields, in the customer's slot:
-  u|<hour epoch>|<key id>|<endpoint>   billable units
+  u|<bucket epoch>|<key id>|<endpoint>   billable units
+A bucket starts at the UTC hour, or at the quota period's start when the
+period began inside that hour (usage_bucket), so no bucket straddles a period.
 The cost hash (COST_KEY, its own slot) holds `c|<hour>|<endpoint>|<metric>`
 samples and `r|<hour>|<customer id>|<status>` refusal counts (metering.cost).
 """
@@ -70,6 +72,21 @@ def customer_of(key: str) -> int | None:
 
 def hour_of(now_ms: int) -> int:
     return now_ms // 1000 // 3600 * 3600
+
+
+def usage_bucket(now_ms: int, period_start_ms: int, period_end_ms: int) -> int:
+    """The start (epoch seconds) of the usage bucket a unit served at `now_ms` goes to.
+
+    Its UTC hour, unless the quota period began inside that hour: then the
+    period's start, so that each unit belongs to exactly one period (a billing
+    period renews at the minute its subscription began). Periods shorter than
+    an hour keep hourly buckets: nothing reads their usage back per period,
+    and a bucket per minute would multiply the ledger's rows by 60.
+    """
+    hour = hour_of(now_ms)
+    if period_end_ms - period_start_ms < 3_600_000:
+        return hour
+    return max(hour, period_start_ms // 1000)
 
 
 def hour_start(hour: int) -> datetime:

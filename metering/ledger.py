@@ -21,6 +21,26 @@ from .models import EndpointCost, RefusalRecord, UsageRecord
 logger = logging.getLogger(__name__)
 
 
+# The class of PostgreSQL advisory locks on a customer's usage ledger (the
+# other key is the customer id): any number chosen apart from other locks.
+USAGE_LOCK_CLASS = 1313
+
+
+def lock_usage(customer_id: int, *, shared: bool) -> None:
+    """Lock the customer's usage ledger to the end of the transaction.
+
+    The flush's apply takes it exclusive, readers of PostgreSQL plus Redis
+    shared: no flush then commits between a reader's two reads, which would
+    count its units twice or not at all. A no-op where there are no advisory
+    locks (the embedded default's SQLite has no Redis to read either).
+    """
+    if connection.vendor != "postgresql":
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, %s)", [USAGE_LOCK_CLASS, customer_id])
+
+
 def _upsert(table: str, columns: list[str], conflict: list[str], add_column: str, rows: list[tuple]) -> None:
     """INSERT ... ON CONFLICT DO UPDATE adding to `add_column` (PostgreSQL and SQLite)."""
     if not rows:
@@ -36,7 +56,7 @@ def _upsert(table: str, columns: list[str], conflict: list[str], add_column: str
 
 
 def add_usage_fields(customer_id: int, fields: dict[str, int]) -> None:
-    """Add `u|<hour>|<key id>|<endpoint>` counts to UsageRecord."""
+    """Add `u|<bucket>|<key id>|<endpoint>` counts to UsageRecord (metering.keys)."""
     totals: dict[tuple, int] = defaultdict(int)
     for name, count in fields.items():
         _, hour, key_id, endpoint = name.split("|", 3)

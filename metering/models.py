@@ -4,17 +4,22 @@ from django.db import models
 class UsageRecord(models.Model):
     """Billable units served to one customer, by key, endpoint and hour (UTC).
 
+    `hour` is the bucket's start: the UTC hour, or the quota period's start
+    when the period began inside that hour (metering.keys.usage_bucket), so a
+    row never straddles a period and a period's usage is `start <= hour < end`.
+
     Rows only grow, by the usage flush (metering/flush.py) or, on the embedded
     default, by each request directly. A unique row per (customer, key,
     endpoint, hour) lets the flush add with one upsert.
     """
 
-    customer = models.ForeignKey("plans.Customer", on_delete=models.CASCADE, related_name="usage_records")
-    # RESTRICT: a key with billed usage is revoked, not deleted, unless its
-    # whole customer goes (the cascade from Customer removes both).
+    # PROTECT and RESTRICT: a customer or key with billed usage is revoked,
+    # never deleted from under it (metering/protection.py guards usage still
+    # pending in Redis).
+    customer = models.ForeignKey("plans.Customer", on_delete=models.PROTECT, related_name="usage_records")
     api_key = models.ForeignKey("apikeys.APIKey", on_delete=models.RESTRICT, related_name="usage_records")
     endpoint = models.CharField(max_length=200)
-    hour = models.DateTimeField(help_text="Start of the UTC hour.")
+    hour = models.DateTimeField(help_text="Start of the UTC hour, or of the quota period begun inside it.")
     count = models.PositiveBigIntegerField(default=0)
 
     class Meta:

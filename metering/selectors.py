@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Sum
 from django_redis import get_redis_connection
 
@@ -12,15 +13,17 @@ from plans.models import Customer
 from plans.periods import period_bounds
 
 from .keys import pending_key, quota_key, snapshot_key
+from .ledger import lock_usage
 from .models import FlushedBatch, RefusalRecord, UsageRecord
 
 
-def _pending_usage_fields(customer_id: int) -> dict[str, int]:
+def pending_usage_fields(customer_id: int) -> dict[str, int]:
     """`u|...` fields not yet in PostgreSQL: the pending hash and an unapplied snapshot."""
     if not settings.REDIS_URL:
         return {}
     client = get_redis_connection("default")
-    with client.pipeline(transaction=False) as pipe:
+    # MULTI: a snapshot taken between two separate reads would be read twice.
+    with client.pipeline(transaction=True) as pipe:
         pipe.hgetall(pending_key(customer_id))
         pipe.hgetall(snapshot_key(customer_id))
         pending, snapshot = pipe.execute()
@@ -37,23 +40,44 @@ def _pending_usage_fields(customer_id: int) -> dict[str, int]:
     return fields
 
 
-def usage_by_hour(*, customer_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
-    """Billable units by UTC hour from `start` to `end`, exact up to the last
-    settled request. Usage is kept by the hour, so a `start` inside an hour (a
-    billing anchor) counts that whole hour."""
-    first_hour = start.replace(minute=0, second=0, microsecond=0)
-    by_hour: dict[datetime, int] = defaultdict(int)
-    stored = (
-        UsageRecord.objects.filter(customer_id=customer_id, hour__gte=first_hour, hour__lt=end)
-        .values("hour")
-        .annotate(units=Sum("count"))
-    )
+def pending_units(*, customer_id: int, key_id: int | None = None) -> dict[str, int]:
+    """The customer's (or one key's) usage fields not yet in PostgreSQL whose
+    count is not zero: billed units, or unbillings of units already flushed."""
+    fields = pending_usage_fields(customer_id)
+    return {
+        name: units
+        for name, units in fields.items()
+        if units and (key_id is None or name.split("|")[2] == str(key_id))
+    }
+
+
+def _usage_by_bucket(customer_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
+    """Billable units by bucket (metering.keys.usage_bucket) starting in
+    [start, end), exact up to the last settled request."""
+    by_bucket: dict[datetime, int] = defaultdict(int)
+    with transaction.atomic():
+        lock_usage(customer_id, shared=True)  # no flush commits between the two reads
+        stored = list(
+            UsageRecord.objects.filter(customer_id=customer_id, hour__gte=start, hour__lt=end)
+            .values("hour")
+            .annotate(units=Sum("count"))
+        )
+        pending = pending_usage_fields(customer_id)
     for row in stored:
-        by_hour[row["hour"].astimezone(UTC)] += row["units"]
-    for name, units in _pending_usage_fields(customer_id).items():
-        hour = datetime.fromtimestamp(int(name.split("|")[1]), UTC)
-        if first_hour <= hour < end:
-            by_hour[hour] += units
+        by_bucket[row["hour"].astimezone(UTC)] += row["units"]
+    for name, units in pending.items():
+        bucket = datetime.fromtimestamp(int(name.split("|")[1]), UTC)
+        if start <= bucket < end:
+            by_bucket[bucket] += units
+    return by_bucket
+
+
+def usage_by_hour(*, customer_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
+    """Billable units by UTC hour from `start` to `end`; a bucket that starts
+    inside an hour (at a period's start) is shown under that hour."""
+    by_hour: dict[datetime, int] = defaultdict(int)
+    for bucket, units in _usage_by_bucket(customer_id, start, end).items():
+        by_hour[bucket.replace(minute=0, second=0, microsecond=0)] += units
     return dict(by_hour)
 
 
@@ -64,10 +88,17 @@ class UsageInPeriod:
 
 
 def usage_in_period(*, customer_id: int, start: datetime, end: datetime) -> UsageInPeriod:
-    """Billable units from `start` to `end`, in total and by UTC day (see usage_by_hour)."""
+    """Billable units of the period [start, end), in total and by UTC day.
+
+    Exact for a period of an hour or more, whose units are in buckets starting
+    inside it (metering.keys.usage_bucket). A shorter period counts its whole
+    hour, the finest grain its usage is kept at.
+    """
+    if end - start < timedelta(hours=1):
+        start = start.replace(minute=0, second=0, microsecond=0)
     by_day: dict[date, int] = defaultdict(int)
-    for hour, units in usage_by_hour(customer_id=customer_id, start=start, end=end).items():
-        by_day[hour.date()] += units
+    for bucket, units in _usage_by_bucket(customer_id, start, end).items():
+        by_day[bucket.date()] += units
     return UsageInPeriod(total=sum(by_day.values()), by_day=dict(by_day))
 
 
@@ -144,16 +175,14 @@ def quota_counter(*, customer_id: int, period_start: datetime) -> int | None:
 
 def pending_usage_in_period(*, customer_id: int, start: datetime, end: datetime) -> int:
     """Billable units of the period still in Redis, not yet flushed."""
-    first_hour = start.replace(minute=0, second=0, microsecond=0)
     return sum(
         units
-        for name, units in _pending_usage_fields(customer_id).items()
-        if first_hour <= datetime.fromtimestamp(int(name.split("|")[1]), UTC) < end
+        for name, units in pending_usage_fields(customer_id).items()
+        if start <= datetime.fromtimestamp(int(name.split("|")[1]), UTC) < end
     )
 
 
 def ledger_usage_in_period(*, customer_id: int, start: datetime, end: datetime) -> int:
     """Billable units of the period in PostgreSQL's usage ledger."""
-    first_hour = start.replace(minute=0, second=0, microsecond=0)
-    rows = UsageRecord.objects.filter(customer_id=customer_id, hour__gte=first_hour, hour__lt=end)
+    rows = UsageRecord.objects.filter(customer_id=customer_id, hour__gte=start, hour__lt=end)
     return rows.aggregate(units=Sum("count"))["units"] or 0

@@ -25,7 +25,7 @@ from core.errors import AppError
 from plans.periods import period_bounds
 
 from . import idempotency
-from .keys import hour_of, usage_field
+from .keys import usage_bucket, usage_field
 from .limiter import (
     Claim,
     ClaimedKey,
@@ -180,7 +180,8 @@ def _meter(request, view, context: KeyContext, now_ms: int) -> MeteredRequest:
     can_bill = getattr(view, "billable", True) and request.method not in UNBILLED_METHODS
     cost = getattr(view, "quota_cost", 1) if can_bill else 0
     endpoint = request._request.resolver_match.view_name or "unknown"
-    field = usage_field(hour_of(now_ms), context.key_id, endpoint)
+    bucket = usage_bucket(now_ms, limits.period_start_ms, limits.period_end_ms)
+    field = usage_field(bucket, context.key_id, endpoint)
     key = request.META.get("HTTP_IDEMPOTENCY_KEY") or None
     if key is None or not cost:
         # The hot path: one round trip, billed at once (most requests succeed).

@@ -1,0 +1,52 @@
+"""System checks: the Redis holding usage not yet flushed must persist it.
+
+Billed units wait in Redis for up to USAGE_FLUSH_SECONDS before the flush
+moves them to PostgreSQL; a restart of a Redis that persists nothing loses
+them, and the quota counters it re-seeds start low. Checked with DEBUG off
+only: a laptop's Redis need not persist.
+"""
+
+from django.conf import settings
+from django.core import checks
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError, ResponseError
+
+HINT = "Turn on AOF with fsync every second: appendonly yes, appendfsync everysec (see README)."
+
+NO_PERSISTENCE = checks.Warning(
+    "Redis persists nothing (no AOF, no RDB): a restart loses the usage not yet flushed.",
+    hint=HINT,
+    id="metering.W001",
+)
+CANNOT_TELL = checks.Warning(
+    "Redis refuses CONFIG and its AOF is off: RDB snapshots, if any, cannot be checked.",
+    hint=HINT,
+    id="metering.W002",
+)
+UNREACHABLE = checks.Warning(
+    "Redis does not answer: its persistence cannot be checked.", hint=HINT, id="metering.W003"
+)
+
+
+def persistence_warnings(client) -> list[checks.CheckMessage]:
+    """W001 if the Redis at `client` has neither AOF nor RDB; W002 if it refuses
+    CONFIG (managed Redis) and INFO shows no AOF; W003 if it does not answer."""
+    try:
+        return _persistence_warnings(client)
+    except RedisError:  # refused connection, timeout: a check must not crash manage.py
+        return [UNREACHABLE]
+
+
+def _persistence_warnings(client) -> list[checks.CheckMessage]:
+    try:
+        config = {**client.config_get("appendonly"), **client.config_get("save")}
+    except ResponseError:  # CONFIG refused or renamed, as managed Redis services do
+        return [] if client.info("persistence").get("aof_enabled") else [CANNOT_TELL]
+    return [] if config.get("appendonly") == "yes" or config.get("save") else [NO_PERSISTENCE]
+
+
+def redis_persistence(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """The registered check (metering.apps): the project's Redis, with DEBUG off."""
+    if settings.DEBUG or not settings.REDIS_URL:
+        return []
+    return persistence_warnings(get_redis_connection("default"))

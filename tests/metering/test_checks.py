@@ -1,0 +1,73 @@
+"""The system check that the Redis holding unflushed usage persists it
+(metering/checks.py), against private redis-servers configured each way."""
+
+import pytest
+import redis
+from django_redis import get_redis_connection
+
+from metering.checks import persistence_warnings, redis_persistence
+from tests.metering.test_limiter_redis_faults import RedisServer
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A private redis-server with neither AOF nor RDB (RedisServer's default)."""
+    started = RedisServer(tmp_path)
+    started.start()
+    yield started
+    started.kill()
+
+
+@pytest.fixture
+def client(server):
+    connection = redis.Redis(port=server.port, socket_timeout=1)
+    yield connection
+    connection.close()
+
+
+def ids(messages) -> list[str]:
+    return [message.id for message in messages]
+
+
+def test_it_warns_about_a_redis_with_neither_aof_nor_rdb(client):
+    assert ids(persistence_warnings(client)) == ["metering.W001"]
+
+
+def test_it_accepts_a_redis_with_aof(client):
+    client.config_set("appendonly", "yes")
+    assert persistence_warnings(client) == []
+
+
+def test_it_accepts_a_redis_with_rdb_snapshots(client):
+    client.config_set("save", "3600 1")
+    assert persistence_warnings(client) == []
+
+
+def refusing_config(server, client) -> redis.Redis:
+    """A connection as a user who may not run CONFIG, as on a managed Redis."""
+    client.acl_setuser("app", enabled=True, nopass=True, keys=["*"], commands=["+@all", "-config"])
+    return redis.Redis(port=server.port, username="app", socket_timeout=1)
+
+
+def test_a_redis_refusing_config_without_aof_gets_a_warning_rather_than_a_crash(server, client):
+    assert ids(persistence_warnings(refusing_config(server, client))) == ["metering.W002"]
+
+
+def test_a_redis_refusing_config_with_aof_gets_no_warning(server, client):
+    client.config_set("appendonly", "yes")
+    assert persistence_warnings(refusing_config(server, client)) == []
+
+
+def test_an_unreachable_redis_gets_a_warning_rather_than_a_crash(server, client):
+    server.kill()
+    assert ids(persistence_warnings(client)) == ["metering.W003"]
+
+
+def test_the_check_is_silent_with_debug_on(settings):
+    settings.DEBUG = True
+    assert redis_persistence(None) == []
+
+
+def test_with_debug_off_the_check_reads_the_projects_redis(settings):
+    settings.DEBUG = False
+    assert redis_persistence(None) == persistence_warnings(get_redis_connection("default"))
