@@ -63,15 +63,35 @@ def _reported(customer: Customer, start: datetime, end: datetime) -> int:
     return reports.aggregate(total=Sum("units"))["total"] or 0
 
 
+def _free_hour(customer: Customer, start: datetime, last: datetime) -> datetime | None:
+    """The latest bucket start from `last` back to `start` without a report.
+    Usually `last` itself; an earlier one when a plan change or the period's
+    final settlement took it, so that what is left is still reported inside
+    its period (a report's hour is its identifier)."""
+    taken = set(
+        OverageReport.objects.filter(customer=customer, hour__gte=start, hour__lte=last).values_list(
+            "hour", flat=True
+        )
+    )
+    hour = last
+    while hour in taken:
+        if hour <= start:
+            return None
+        hour = max(_hour_start(hour - timedelta(microseconds=1)), start)
+    return hour
+
+
 def _settle(customer: Customer, start: datetime, end: datetime, until: datetime) -> OverageReport | None:
     """Record the overage of the period [start, end) served before `until` and
-    not reported yet, at the last bucket before `until`; None when there is
-    none, or when that bucket has its report already (the next run takes it)."""
+    not reported yet, at the last free bucket before `until`; None when there
+    is none."""
     until = min(until, end)
     units = customer.overage_units(_used(customer, start, until)) - _reported(customer, start, end)
     if units <= 0:
         return None
-    hour = max(_hour_start(until - timedelta(microseconds=1)), start)
+    hour = _free_hour(customer, start, max(_hour_start(until - timedelta(microseconds=1)), start))
+    if hour is None:
+        return None
     try:
         with transaction.atomic():
             return OverageReport.objects.create(
@@ -104,7 +124,10 @@ def _customer_reports(customer: Customer, *, now: datetime) -> list[OverageRepor
         customer.current_period_start,
         customer.current_period_end,
     )
-    closed = _closed_periods(customer, start, now)
+    closed = set(_closed_periods(customer, start, now))
+    stored = (customer.current_period_start, customer.current_period_end)
+    if None not in stored and now - LATE_SETTLEMENT < stored[1] <= start:
+        closed.add(stored)  # ended, and its renewal is not applied yet
     settled = [_settle(customer, *period, until=period[1]) for period in closed]
     settled.append(_settle(customer, start, end, until=cutoff))
     return [report for report in settled if report is not None]

@@ -368,3 +368,27 @@ def test_a_cancellation_mid_hour_reports_the_outstanding_overage_first(
     applied(subscription, utc(2027, 7, 1, 11, 45), status="canceled", ended_at=ended)
     overage_reports_create(now=utc(2027, 7, 1, 12, 10))
     assert reported_in(scale_customer, P1) == 17
+
+
+def test_usage_flushed_after_a_closed_periods_last_report_still_lands_in_that_period(
+    scale_customer, api_key, stripe_double, stripe_tiers
+):
+    subscription = subscribed(stripe_double, scale_customer, stripe_tiers["scale"], P1)
+    use_in(scale_customer, api_key.api_key, 10, utc(2027, 6, 20, 10))
+    use_in(scale_customer, api_key.api_key, 5, utc(2027, 7, 15, 14))
+    applied(subscription, utc(2027, 7, 15, 14, 31), **renewed(subscription, P2))  # reports the last hour
+    UsageRecord.objects.create(  # from another worker's flush, late
+        customer=scale_customer, api_key=api_key.api_key, endpoint="other", hour=utc(2027, 7, 15, 14), count=3
+    )
+    overage_reports_create(now=utc(2027, 7, 15, 16, 10))
+    assert reported_in(scale_customer, P1) == 8
+
+
+def test_a_period_that_ended_before_its_renewal_arrived_is_settled_to_its_end(
+    scale_customer, api_key, stripe_double, stripe_tiers
+):
+    subscribed(stripe_double, scale_customer, stripe_tiers["scale"], P1)
+    use_in(scale_customer, api_key.api_key, 10, utc(2027, 6, 20, 10))
+    use_in(scale_customer, api_key.api_key, 5, utc(2027, 7, 15, 14))
+    overage_reports_create(now=utc(2027, 7, 15, 15, 10))  # the renewal webhook is not in yet
+    assert reported_in(scale_customer, P1) == 5
