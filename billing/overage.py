@@ -133,19 +133,25 @@ def _customer_reports(customer: Customer, *, now: datetime) -> list[OverageRepor
     return [report for report in settled if report is not None]
 
 
+def _billed(customer: Customer) -> bool:
+    # Overage is counted per billing month. A tier with a shorter quota period
+    # and an overage price (refused by Tier.clean, but one may predate it) is
+    # left out rather than billed a month's usage over one day's quota.
+    tier = customer.tier
+    return tier.has_overage and tier.quota_period == QuotaPeriod.MONTH and bool(customer.stripe_customer_id)
+
+
 def overage_reports_create(*, now: datetime) -> list[OverageReport]:
     """Record the overage not yet reported, up to the last hour that ended at
     least REPORT_DELAY ago, one customer at a time. Returns the new rows."""
-    customer_ids = (
-        Customer.objects.filter(tier__overage_price_per_1000__gt=0, subscription_status__in=PAID_ACCESS)
-        .exclude(stripe_customer_id="")
-        .values_list("pk", flat=True)
-    )
+    customer_ids = Customer.objects.filter(
+        tier__overage_price_per_1000__gt=0, subscription_status__in=PAID_ACCESS
+    ).values_list("pk", flat=True)
     created = []
     for customer_id in customer_ids:
         with transaction.atomic():
             customer = Customer.objects.select_for_update().select_related("tier").get(pk=customer_id)
-            if customer.tier.has_overage and customer.subscription_status in PAID_ACCESS:
+            if _billed(customer) and customer.subscription_status in PAID_ACCESS:
                 created += _customer_reports(customer, now=now)
     return created
 
@@ -154,7 +160,7 @@ def overage_report_before_change(customer: Customer, *, now: datetime) -> Overag
     """Before the customer's tier or period changes: record the overage of the
     tier and period in force, up to `now` (or that period's end). Call with
     the customer row locked; the meter event is queued after commit."""
-    if not (customer.tier.has_overage and customer.stripe_customer_id and is_configured()):
+    if not (_billed(customer) and is_configured()):
         return None
     start, end = customer.current_period_start, customer.current_period_end
     if start is None or end is None or now < start:

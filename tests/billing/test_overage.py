@@ -17,7 +17,7 @@ from billing.subscriptions import customer_for_subscription, subscription_apply
 from billing.tasks import report_overage_task, run_stripe_sync
 from metering.flush import flush_usage
 from metering.models import UsageRecord
-from plans.models import Customer, SubscriptionStatus
+from plans.models import Customer, SubscriptionStatus, Tier
 from tests.utils import month_ends, utc
 
 from .stripe_double import SERVER_ERROR
@@ -392,3 +392,15 @@ def test_a_period_that_ended_before_its_renewal_arrived_is_settled_to_its_end(
     use_in(scale_customer, api_key.api_key, 5, utc(2027, 7, 15, 14))
     overage_reports_create(now=utc(2027, 7, 15, 15, 10))  # the renewal webhook is not in yet
     assert reported_in(scale_customer, P1) == 5
+
+
+def test_a_daily_quota_tier_stored_before_the_validation_is_not_billed_against_a_month(
+    scale_customer, api_key
+):
+    """Tiers now refuse overage on a daily quota; one stored earlier must not
+    be billed its month's usage over one day's quota."""
+    Tier.objects.filter(pk=scale_customer.tier_id).update(quota_period="day")
+    billing_period(scale_customer, utc(2027, 6, 1), utc(2027, 7, 1))
+    for day in (1, 2, 3):
+        use_in(scale_customer, api_key.api_key, 10, utc(2027, 6, day, 12))  # each day within its quota
+    assert overage_reports_create(now=utc(2027, 6, 3, 14, 10)) == []
