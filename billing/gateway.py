@@ -11,6 +11,7 @@ from decimal import Decimal
 import stripe
 from django.conf import settings
 
+from plans.currencies import minor_units_per_unit, plain
 from plans.models import Customer, Tier
 
 from .stripe_api import stripe_client
@@ -20,8 +21,10 @@ def _options(idempotency_key: str | None = None) -> dict:
     return {"idempotency_key": idempotency_key} if idempotency_key else {}
 
 
-def _cents(amount: Decimal) -> int:
-    return int((amount * 100).to_integral_value())
+def _minor_units(amount: Decimal, currency: str) -> int:
+    """The amount in the currency's smallest unit (cents, or yen for jpy).
+    Tier validation keeps a zero-decimal price whole, so nothing is rounded."""
+    return int((amount * minor_units_per_unit(currency)).to_integral_value())
 
 
 def _is_missing(error: stripe.InvalidRequestError) -> bool:
@@ -39,12 +42,13 @@ def product_id_for(tier: Tier) -> str:
 def flat_price_lookup_key(tier: Tier) -> str:
     # Prices are immutable in Stripe: a new amount is a new price, found by its
     # own lookup key; subscriptions on the old price keep it.
-    return f"{tier.slug}-flat-{_cents(tier.price)}-{tier.currency}"
+    return f"{tier.slug}-flat-{_minor_units(tier.price, tier.currency)}-{tier.currency}"
 
 
-def overage_unit_amount(tier: Tier) -> Decimal:
-    """Cents per request (Stripe meters count requests; the tier prices 1,000)."""
-    return (tier.overage_price_per_1000 * 100 / 1000).normalize()
+def overage_unit_amount(tier: Tier) -> str:
+    """Minor units per request as Stripe's unit_amount_decimal: a plain decimal
+    string, never "1E+1" (Stripe meters count requests; the tier prices 1,000)."""
+    return plain(tier.overage_price_per_1000 * minor_units_per_unit(tier.currency) / 1000)
 
 
 def overage_price_lookup_key(tier: Tier) -> str:
@@ -105,7 +109,7 @@ def catalog_sync_tier(tier: Tier) -> dict:
         {
             "product": product["id"],
             "currency": tier.currency,
-            "unit_amount": _cents(tier.price),
+            "unit_amount": _minor_units(tier.price, tier.currency),
             "recurring": {"interval": "month"},
             "metadata": metadata,
         },
@@ -119,7 +123,7 @@ def catalog_sync_tier(tier: Tier) -> dict:
             {
                 "product": product["id"],
                 "currency": tier.currency,
-                "unit_amount_decimal": str(overage_unit_amount(tier)),
+                "unit_amount_decimal": overage_unit_amount(tier),
                 "recurring": {"interval": "month", "usage_type": "metered", "meter": meter["id"]},
                 "metadata": metadata,
             },

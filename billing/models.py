@@ -85,10 +85,18 @@ class StripeSync(models.Model):
 class OverageReport(models.Model):
     """Overage units of one customer in one hour, reported to Stripe as one
     Billing Meter event whose identifier is this row's: re-sending it cannot
-    bill twice."""
+    bill twice.
+
+    `hour` is the start of the usage bucket the units were counted up to (the
+    period's start when that falls inside the hour); the billing period they
+    belong to is stored with them, so a closed period is still settled with
+    its own bounds after the renewal (empty on rows older than that).
+    """
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="overage_reports")
     hour = models.DateTimeField()
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
     units = models.PositiveBigIntegerField()
     identifier = models.CharField(max_length=100, unique=True)
     reported_at = models.DateTimeField(null=True, blank=True)
@@ -104,8 +112,12 @@ class OverageReport(models.Model):
         return f"{self.units} overage units for customer {self.customer_id} at {self.hour:%Y-%m-%d %H:00}"
 
     def meter_timestamp(self) -> int:
-        """The meter event's time: the end of its hour, minus a second to stay inside it."""
-        return int((self.hour.astimezone(UTC) + timedelta(hours=1)).timestamp()) - 1
+        """The meter event's time: the end of its hour (or of its period, when
+        that comes first), minus a second to stay inside both."""
+        end = self.hour.astimezone(UTC) + timedelta(hours=1)
+        if self.period_end is not None:
+            end = min(end, self.period_end)
+        return int(end.timestamp()) - 1
 
 
 class UsageReconcileRun(models.Model):

@@ -8,11 +8,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Length, Lower
 from django.db.models.lookups import Exact
+
+from .currencies import THREE_DECIMAL, ZERO_DECIMAL
 
 
 class QuotaPeriod(models.TextChoices):
@@ -21,6 +24,12 @@ class QuotaPeriod(models.TextChoices):
     DAY = "day", "per day"
     # Follows the customer's billing period; a calendar month while they have none.
     MONTH = "month", "per month"
+
+
+OVERAGE_NEEDS_MONTH = (
+    "Overage and spending caps need a quota per month (the billing month); "
+    "this tier's quota period is shorter. Use a monthly quota or a hard limit."
+)
 
 
 class Tier(models.Model):
@@ -90,6 +99,28 @@ class Tier(models.Model):
     @property
     def has_overage(self) -> bool:
         return bool(self.overage_price_per_1000)
+
+    def clean(self):
+        """Refuse what Stripe could not bill as written. Admin and the tiers
+        file (sync_tiers runs full_clean) both come through here."""
+        errors = {}
+        if self.currency in THREE_DECIMAL:
+            errors["currency"] = (
+                f"{self.currency} is a three-decimal currency, which Stripe bills in "
+                "multiples of 10 thousandths; it is not supported. Use another currency."
+            )
+        elif (
+            self.currency in ZERO_DECIMAL
+            and self.price is not None
+            and self.price != self.price.to_integral()
+        ):
+            errors["price"] = f"{self.currency} has no minor unit: use a whole number of {self.currency}."
+        if self.has_overage and self.quota_period != QuotaPeriod.MONTH:
+            # Overage and its cap are counted per billing period: on a daily
+            # quota they would be billed over each day's quota, not the month's.
+            errors["overage_price_per_1000"] = OVERAGE_NEEDS_MONTH
+        if errors:
+            raise ValidationError(errors)
 
 
 class SubscriptionStatus(models.TextChoices):
@@ -200,6 +231,11 @@ class Customer(models.Model):
 
     def __str__(self):
         return self.user.email or self.user.get_username()
+
+    def clean(self):
+        has_monthly_quota = self.tier_id is None or self.tier.quota_period == QuotaPeriod.MONTH
+        if self.overage_spending_cap is not None and not has_monthly_quota:
+            raise ValidationError({"overage_spending_cap": OVERAGE_NEEDS_MONTH})
 
     @property
     def quota(self) -> int:

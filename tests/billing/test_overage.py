@@ -1,18 +1,23 @@
 """Hybrid pricing: usage over the quota is admitted on overage tiers, reported
 to Stripe hourly as Billing Meter events, never twice; a spending cap stops it."""
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.models import OverageReport, StripeSync, SyncStatus
 from billing.overage import overage_reports_create
+from billing.subscriptions import customer_for_subscription, subscription_apply
 from billing.tasks import report_overage_task, run_stripe_sync
 from metering.flush import flush_usage
 from metering.models import UsageRecord
-from plans.models import Customer, SubscriptionStatus
+from plans.models import Customer, SubscriptionStatus, Tier
 from tests.utils import month_ends, utc
 
 from .stripe_double import SERVER_ERROR
@@ -211,3 +216,191 @@ def test_overage_in_the_first_hour_of_the_next_month_is_reported_in_that_month(s
     use_in(scale_customer, api_key.api_key, 12, edge.month_end)
     (report,) = overage_reports_create(now=edge.month_end + timedelta(hours=1, minutes=10))
     assert (report.hour, report.units) == (edge.month_end, 2)
+
+
+# Exactly once, in the period it was served in.
+
+
+def run_in_thread(target) -> threading.Thread:
+    def body():
+        try:
+            with transaction.atomic():
+                target()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread
+
+
+def wait_for_blocked_sessions(count: int) -> None:
+    with connection.cursor() as cursor:
+        for _ in range(200):
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # else the first read is kept to the end
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0] >= count:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"{count} sessions never blocked")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_overlapping_report_runs_bill_the_overage_once(scale_customer, api_key):
+    billing_period(scale_customer, utc(2027, 6, 1), utc(2027, 7, 1))
+    use_in(scale_customer, api_key.api_key, 30, utc(2027, 6, 15, 13))  # 20 over the quota
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Both runs read what was reported before either records anything.
+        cursor.execute("LOCK TABLE billing_overagereport IN SHARE MODE")
+        runs = [
+            run_in_thread(lambda at=at: overage_reports_create(now=at))
+            for at in (utc(2027, 6, 15, 14, 10), utc(2027, 6, 15, 15, 10))
+        ]
+        wait_for_blocked_sessions(2)
+    for run in runs:
+        run.join(timeout=10)
+    assert sum(OverageReport.objects.values_list("units", flat=True)) == 20
+
+
+P1 = (utc(2027, 6, 15, 14, 30), utc(2027, 7, 15, 14, 30))
+P2 = (utc(2027, 7, 15, 14, 30), utc(2027, 8, 15, 14, 30))
+
+
+def subscribed(stripe_double, customer, tier, period) -> dict:
+    subscription = stripe_double.add_subscription(
+        customer=customer.stripe_customer_id,
+        price_ids=[tier.stripe_price_id, tier.stripe_overage_price_id],
+        period_start=int(period[0].timestamp()),
+        period_end=int(period[1].timestamp()),
+        metadata={"customer_id": str(customer.pk)},
+    )
+    Customer.objects.filter(pk=customer.pk).update(
+        stripe_subscription_id=subscription["id"],
+        current_period_start=period[0],
+        current_period_end=period[1],
+    )
+    return subscription
+
+
+def applied(subscription: dict, at: datetime, **changes) -> None:
+    """Stripe's subscription, changed, applied at `at` as the webhook's task applies it."""
+    subscription = {**subscription, **changes}
+    with time_machine.travel(at, tick=False), transaction.atomic():
+        customer = customer_for_subscription(subscription)
+        assert subscription_apply(customer, subscription).applied
+
+
+def renewed(subscription: dict, period) -> dict:
+    items = [
+        {
+            **item,
+            "current_period_start": int(period[0].timestamp()),
+            "current_period_end": int(period[1].timestamp()),
+        }
+        for item in subscription["items"]["data"]
+    ]
+    return {"items": {**subscription["items"], "data": items}}
+
+
+def reported_in(customer, period) -> int:
+    reports = OverageReport.objects.filter(customer=customer)
+    assert all(period[0].timestamp() <= r.meter_timestamp() < period[1].timestamp() for r in reports)
+    return sum(r.units for r in reports if period[0] <= r.hour < period[1])
+
+
+def test_at_renewal_the_closed_periods_last_hours_are_reported_in_that_period(
+    scale_customer, api_key, stripe_double, stripe_tiers
+):
+    subscription = subscribed(stripe_double, scale_customer, stripe_tiers["scale"], P1)
+    use_in(scale_customer, api_key.api_key, 10, utc(2027, 6, 20, 10))  # the quota
+    use_in(scale_customer, api_key.api_key, 5, utc(2027, 7, 15, 13))
+    use_in(scale_customer, api_key.api_key, 5, utc(2027, 7, 15, 14))  # up to 14:30, the period's end
+    overage_reports_create(now=utc(2027, 7, 15, 14, 10))
+    applied(subscription, utc(2027, 7, 15, 14, 31), **renewed(subscription, P2))
+    overage_reports_create(now=utc(2027, 7, 15, 15, 10))
+    assert reported_in(scale_customer, P1) == 10
+
+
+def test_at_renewal_usage_flushed_late_is_reported_in_the_closed_period(
+    scale_customer, api_key, stripe_double, stripe_tiers
+):
+    subscription = subscribed(stripe_double, scale_customer, stripe_tiers["scale"], P1)
+    use_in(scale_customer, api_key.api_key, 10, utc(2027, 6, 20, 10))
+    use_in(scale_customer, api_key.api_key, 4, utc(2027, 7, 15, 12))
+    overage_reports_create(now=utc(2027, 7, 15, 13, 10))
+    applied(subscription, utc(2027, 7, 15, 14, 31), **renewed(subscription, P2))
+    overage_reports_create(now=utc(2027, 7, 15, 15, 10))
+    use_in(scale_customer, api_key.api_key, 12, utc(2027, 7, 15, 14))  # flushed late
+    overage_reports_create(now=utc(2027, 7, 15, 16, 10))
+    assert reported_in(scale_customer, P1) == 16
+
+
+def test_a_plan_change_mid_hour_reports_the_old_tiers_overage_first(
+    scale_customer, api_key, stripe_double, stripe_tiers
+):
+    subscription = subscribed(stripe_double, scale_customer, stripe_tiers["scale"], P1)
+    use_in(scale_customer, api_key.api_key, 20, utc(2027, 7, 1, 10))
+    overage_reports_create(now=utc(2027, 7, 1, 11, 10))
+    use_in(scale_customer, api_key.api_key, 7, utc(2027, 7, 1, 11))
+    pro = stripe_tiers["pro"]
+    items = [
+        {
+            **subscription["items"]["data"][0],
+            "price": {**subscription["items"]["data"][0]["price"], "id": pro.stripe_price_id},
+        }
+    ]
+    applied(subscription, utc(2027, 7, 1, 11, 45), items={**subscription["items"], "data": items})
+    overage_reports_create(now=utc(2027, 7, 1, 12, 10))
+    assert reported_in(scale_customer, P1) == 17
+
+
+def test_a_cancellation_mid_hour_reports_the_outstanding_overage_first(
+    scale_customer, api_key, stripe_double, stripe_tiers
+):
+    subscription = subscribed(stripe_double, scale_customer, stripe_tiers["scale"], P1)
+    use_in(scale_customer, api_key.api_key, 20, utc(2027, 7, 1, 10))
+    overage_reports_create(now=utc(2027, 7, 1, 11, 10))
+    use_in(scale_customer, api_key.api_key, 7, utc(2027, 7, 1, 11))
+    ended = int(utc(2027, 7, 1, 11, 45).timestamp())
+    applied(subscription, utc(2027, 7, 1, 11, 45), status="canceled", ended_at=ended)
+    overage_reports_create(now=utc(2027, 7, 1, 12, 10))
+    assert reported_in(scale_customer, P1) == 17
+
+
+def test_usage_flushed_after_a_closed_periods_last_report_still_lands_in_that_period(
+    scale_customer, api_key, stripe_double, stripe_tiers
+):
+    subscription = subscribed(stripe_double, scale_customer, stripe_tiers["scale"], P1)
+    use_in(scale_customer, api_key.api_key, 10, utc(2027, 6, 20, 10))
+    use_in(scale_customer, api_key.api_key, 5, utc(2027, 7, 15, 14))
+    applied(subscription, utc(2027, 7, 15, 14, 31), **renewed(subscription, P2))  # reports the last hour
+    UsageRecord.objects.create(  # from another worker's flush, late
+        customer=scale_customer, api_key=api_key.api_key, endpoint="other", hour=utc(2027, 7, 15, 14), count=3
+    )
+    overage_reports_create(now=utc(2027, 7, 15, 16, 10))
+    assert reported_in(scale_customer, P1) == 8
+
+
+def test_a_period_that_ended_before_its_renewal_arrived_is_settled_to_its_end(
+    scale_customer, api_key, stripe_double, stripe_tiers
+):
+    subscribed(stripe_double, scale_customer, stripe_tiers["scale"], P1)
+    use_in(scale_customer, api_key.api_key, 10, utc(2027, 6, 20, 10))
+    use_in(scale_customer, api_key.api_key, 5, utc(2027, 7, 15, 14))
+    overage_reports_create(now=utc(2027, 7, 15, 15, 10))  # the renewal webhook is not in yet
+    assert reported_in(scale_customer, P1) == 5
+
+
+def test_a_daily_quota_tier_stored_before_the_validation_is_not_billed_against_a_month(
+    scale_customer, api_key
+):
+    """Tiers now refuse overage on a daily quota; one stored earlier must not
+    be billed its month's usage over one day's quota."""
+    Tier.objects.filter(pk=scale_customer.tier_id).update(quota_period="day")
+    billing_period(scale_customer, utc(2027, 6, 1), utc(2027, 7, 1))
+    for day in (1, 2, 3):
+        use_in(scale_customer, api_key.api_key, 10, utc(2027, 6, day, 12))  # each day within its quota
+    assert overage_reports_create(now=utc(2027, 6, 3, 14, 10)) == []

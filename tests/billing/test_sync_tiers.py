@@ -71,7 +71,7 @@ def test_an_equal_price_written_differently_is_unchanged(tmp_path):
 
 def test_optional_fields_are_applied(tmp_path):
     extra = 'overage_price_per_1000 = "0.40"\nstripe_price_id = "price_123"\nis_public = false\n'
-    sync(write(tmp_path, GOOD_TIER + extra))
+    sync(write(tmp_path, GOOD_TIER.replace('"day"', '"month"') + extra))  # overage needs a month
     tier = Tier.objects.get(slug="basic")
     assert (tier.overage_price_per_1000, tier.stripe_price_id, tier.is_public) == (
         Decimal("0.40"),
@@ -165,3 +165,22 @@ def test_a_bad_file_exits_non_zero_from_the_shell(tmp_path):
     result = manage_py("sync_tiers", str(path))
     assert result.returncode != 0
     assert "tier 'basic', field 'quota'" in result.stderr
+
+
+def test_overage_on_a_quota_period_other_than_the_billing_month_is_rejected(tmp_path):
+    text = GOOD_TIER + 'overage_price_per_1000 = "2.00"\n'  # a daily quota
+    assert_rejected(tmp_path, text, "tier 'basic'", "'overage_price_per_1000'", "billing month")
+
+
+def test_a_three_decimal_currency_is_rejected(tmp_path):
+    assert_rejected(tmp_path, GOOD_TIER.replace('"usd"', '"kwd"'), "'currency'", "three-decimal")
+
+
+def test_a_fraction_of_a_zero_decimal_currency_is_rejected(tmp_path):
+    text = GOOD_TIER.replace('"usd"', '"jpy"').replace('"9.00"', '"9.50"')
+    assert_rejected(tmp_path, text, "'price'", "whole number of jpy")
+
+
+def test_a_whole_price_in_a_zero_decimal_currency_is_accepted(tmp_path):
+    sync(write(tmp_path, GOOD_TIER.replace('"usd"', '"jpy"').replace('"9.00"', '"1000.00"')))
+    assert Tier.objects.get(slug="basic").price == Decimal("1000")
