@@ -34,8 +34,9 @@ def port_is_free(port):
 class RedisServer:
     """A redis-server child process that a test may kill, stall and restart."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, persistence=("--save", "", "--appendonly", "no")):
         self.directory = directory
+        self.persistence = list(persistence)
         self.port = None
         self.process = None
 
@@ -43,8 +44,7 @@ class RedisServer:
         candidates = [port] if port else [p for p in range(FIRST_PORT, FIRST_PORT + 100) if port_is_free(p)]
         for candidate in candidates:
             self.process = subprocess.Popen(
-                ["redis-server", "--port", str(candidate), "--bind", "127.0.0.1"]
-                + ["--save", "", "--appendonly", "no"],
+                ["redis-server", "--port", str(candidate), "--bind", "127.0.0.1", *self.persistence],
                 cwd=self.directory,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
