@@ -22,6 +22,7 @@ from .contract import (
     Reason,
     Settlement,
     SettleRequest,
+    UnansweredCheck,
 )
 from .memory_backend import MemoryLimiter
 from .redis_backend import RedisLimiter
@@ -39,6 +40,7 @@ __all__ = [
     "RedisLimiter",
     "Settlement",
     "SettleRequest",
+    "UnansweredCheck",
     "get_limiter",
 ]
 
