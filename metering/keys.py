@@ -52,13 +52,6 @@ def pending_key(customer_id: int | str) -> str:
     return redis_key("usage", customer_id)
 
 
-def check_record_prefix(customer_id: int | str) -> str:
-    """A check's record is this prefix and the check's request id
-    (metering/lua/check_and_reserve.lua, cancel_check.lua): built once per
-    customer and period, not per request."""
-    return redis_key("check", customer_id, "")
-
-
 def snapshot_key(customer_id: int | str) -> str:
     return redis_key("flushing", customer_id)
 

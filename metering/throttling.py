@@ -155,14 +155,11 @@ class TierThrottle(BaseThrottle):
             return True
         try:
             metered = _meter(request, view, context, int(time.time() * 1000))
-        except LimiterUnavailable as error:
+        except LimiterUnavailable:
             if settings.RATE_LIMIT_FAIL_OPEN:
-                # Served: a check Redis runs late bills it, as it should.
                 logger.warning("limiter unavailable: admitting (fail-open)", exc_info=True)
                 return True
             logger.error("limiter unavailable: refusing (fail-closed)", exc_info=True)
-            if error.unanswered is not None:
-                get_limiter().cancel(error.unanswered)  # a 503 is never billed
             retry = str(settings.RATE_LIMIT_UNAVAILABLE_RETRY_AFTER)
             raise LimiterDown(headers={"Retry-After": retry}) from None
         setattr(request._request, METERING_ATTRIBUTE, metered)

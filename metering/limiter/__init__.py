@@ -22,7 +22,6 @@ from .contract import (
     Reason,
     Settlement,
     SettleRequest,
-    UnansweredCheck,
 )
 from .memory_backend import MemoryLimiter
 from .redis_backend import RedisLimiter
@@ -40,7 +39,6 @@ __all__ = [
     "RedisLimiter",
     "Settlement",
     "SettleRequest",
-    "UnansweredCheck",
     "get_limiter",
 ]
 

@@ -23,23 +23,10 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # a settled Idempotency-Key is kept this lo
 # any request may run (gunicorn's timeout), short enough that a worker killed
 # mid-request does not lock the key for long.
 IDEMPOTENCY_CLAIM_MS = 60_000
-# A check's record (reserved, or cancelled) is kept this long: it must outlive
-# a Redis stall and the wait for the process's next check, which sends the
-# cancels of checks that timed out. Every admitted request keeps one this
-# long: Redis holds rate x 60 s small keys.
-CHECK_RECORD_TTL_MS = 60_000
 
 
 class LimiterUnavailable(Exception):
-    """The limiter's store cannot be reached; the caller decides open or closed.
-
-    `unanswered`: a check sent without an answer, which the store may still run
-    once it wakes (and reserve and bill); give it to Limiter.cancel when the
-    request is refused, so that it never counts."""
-
-    def __init__(self, message: str, unanswered: "UnansweredCheck | None" = None):
-        super().__init__(message)
-        self.unanswered = unanswered
+    """The limiter's store cannot be reached; the caller decides open or closed."""
 
 
 class Reason(IntEnum):
@@ -47,9 +34,6 @@ class Reason(IntEnum):
     BURST = 1
     QUOTA = 2
     NEEDS_SEED = 3  # the quota counter is missing; check again with a seed
-    # Redis only, never returned by check(): the check's request was cancelled
-    # (or already counted) before the script ran; it wrote nothing.
-    CANCELLED = 4
 
 
 @dataclass(frozen=True)
@@ -184,16 +168,6 @@ class SettleRequest:
     claimed: ClaimedKey | None = None  # the Idempotency-Key this request claimed
 
 
-@dataclass(frozen=True)
-class UnansweredCheck:
-    """A check that got no answer: what cancelling it takes (cancel_check.lua)."""
-
-    limits: Limits
-    record: str  # the check's record key (metering.keys.check_record_prefix + request id)
-    cost: int
-    bill_field: str  # "" when the check only reserved
-
-
 @runtime_checkable
 class Limiter(Protocol):
     def check(
@@ -216,9 +190,4 @@ class Limiter(Protocol):
 
     def claim(self, record: str, *, fingerprint: str, token: str, now_ms: int) -> Claim:
         """Claim an Idempotency-Key's record or read it (metering/lua/idempotency_claim.lua)."""
-        ...
-
-    def cancel(self, check: UnansweredCheck) -> None:
-        """Make sure a check that got no answer neither reserves nor bills,
-        whether it runs before or after the cancel reaches the store."""
         ...

@@ -20,7 +20,6 @@ from .contract import (
     Reason,
     Settlement,
     SettleRequest,
-    UnansweredCheck,
 )
 
 
@@ -122,9 +121,6 @@ class MemoryLimiter:
         if held != fingerprint:
             return Claim(ClaimOutcome.REUSED)
         return settled or Claim(ClaimOutcome.IN_USE, retry_after_ms=expires - now_ms)
-
-    def cancel(self, check: UnansweredCheck) -> None:
-        """Nothing to do: a check in process always answers, so none is left unanswered."""
 
     def _settle_claim(self, claimed: ClaimedKey, billable: bool, now_ms: int) -> None:
         """settle.lua's first step; the caller holds the lock."""

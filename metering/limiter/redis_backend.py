@@ -5,9 +5,6 @@ All of a customer's keys carry the hash tag `{c<id>}` (metering/keys.py), so
 each script touches one cluster slot and runs unchanged on Redis Cluster.
 """
 
-import collections
-import itertools
-import os
 import threading
 from pathlib import Path
 
@@ -15,9 +12,7 @@ from django.core.cache import caches
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..keys import check_record_prefix
 from .contract import (
-    CHECK_RECORD_TTL_MS,
     IDEMPOTENCY_CLAIM_MS,
     IDEMPOTENCY_TTL_SECONDS,
     PENDING_TTL_MS,
@@ -31,7 +26,6 @@ from .contract import (
     Reason,
     Settlement,
     SettleRequest,
-    UnansweredCheck,
 )
 from .wire import LineScript, Prepared
 
@@ -39,41 +33,19 @@ LUA_DIR = Path(__file__).parent.parent / "lua"
 CHECK_AND_RESERVE = (LUA_DIR / "check_and_reserve.lua").read_text()
 SETTLE = (LUA_DIR / "settle.lua").read_text()
 IDEMPOTENCY_CLAIM = (LUA_DIR / "idempotency_claim.lua").read_text()
-CANCEL_CHECK = (LUA_DIR / "cancel_check.lua").read_text()
 
-# check_and_reserve's ARGV: 6 the same all period (see _prepare), then 4 per
-# request; its KEYS: 3 the same all period, then the request's record.
+# check_and_reserve's ARGV: 5 the same all period (see _prepare), then 4 per request.
 _check_script = LineScript(CHECK_AND_RESERVE, per_call=4)
 _REASONS = tuple(Reason)
 _PREPARED_MAX = 10_000
-# Cancels waiting for Redis to answer again. Bounded: while one is pending,
-# checks fail before they send anything, so only concurrent threads add more.
-_CANCELS_MAX = 10_000
-
-
-class _RequestIds:
-    """Request ids unique across processes: a random tag per process (made
-    again in a forked child) and a counter; cheaper than a random id each."""
-
-    def __init__(self):
-        self.renew()
-
-    def renew(self):
-        self.tag, self.counter = os.urandom(6).hex() + ".", itertools.count()
-
-
-_request_ids = _RequestIds()
-os.register_at_fork(after_in_child=_request_ids.renew)
 
 
 class RedisLimiter:
     def __init__(self, client=None):
         self._fixed_client = client
         self._scripts: dict[str, object] = {}
-        # Limits by id (kept alive here, so the id stays theirs) -> their packed
-        # call and the prefix of their checks' records.
-        self._prepared: dict[int, tuple[Limits, Prepared, str]] = {}
-        self._cancels: collections.deque[UnansweredCheck] = collections.deque(maxlen=_CANCELS_MAX)
+        # Limits by id (kept alive here, so the id stays theirs) -> their packed call.
+        self._prepared: dict[int, tuple[Limits, Prepared]] = {}
 
     def check(
         self,
@@ -85,58 +57,21 @@ class RedisLimiter:
         bill_field: str | None = None,
     ) -> Decision:
         """See metering.limiter.Limiter.check."""
-        if self._cancels:
-            self._send_cancels()  # only after a check timed out: Redis answers again first
         entry = self._prepared.get(id(limits))
-        if entry is None or entry[0] is not limits:
-            entry = self._prepare(limits)
-        record = entry[2] + _request_ids.tag + str(next(_request_ids.counter))
+        prepared = entry[1] if entry is not None and entry[0] is limits else self._prepare(limits)
         args = (now_ms, cost, -1 if seed is None else seed, bill_field or "")
-        try:
-            reply = self._run(_check_script, entry[1], record, args)
-        except LimiterUnavailable as error:
-            # Sent, maybe queued: Redis may still run it once it wakes.
-            if cost:
-                error.unanswered = UnansweredCheck(limits, record, cost, bill_field or "")
-            raise
-        reason, used, remaining, wait_ms = reply.split()
-        if reason == b"4":  # its record exists: it was cancelled or counted already
-            raise LimiterUnavailable(
-                "the check was already cancelled", UnansweredCheck(limits, record, cost, bill_field or "")
-            )
+        reason, used, remaining, wait_ms = self._run(_check_script, prepared, args).split()
         return Decision(limits, now_ms, _REASONS[int(reason)], int(used), int(remaining), int(wait_ms))
 
-    def _prepare(self, limits: Limits) -> tuple[Limits, Prepared, str]:
+    def _prepare(self, limits: Limits) -> Prepared:
         """check_and_reserve's keys and the arguments that stay the same all
         period, packed once: a Limits lives for its period in the throttle's cache."""
         fixed = (limits.burst, limits.quota, limits.ceiling, limits.period_end_ms + QUOTA_TTL_SLACK_MS)
-        prepared = _check_script.prepare(limits.redis_keys, (*fixed, PENDING_TTL_MS, CHECK_RECORD_TTL_MS))
+        prepared = _check_script.prepare(limits.redis_keys, (*fixed, PENDING_TTL_MS))
         if len(self._prepared) >= _PREPARED_MAX:
             self._prepared.clear()
-        entry = self._prepared[id(limits)] = (limits, prepared, check_record_prefix(limits.customer_id))
-        return entry
-
-    def cancel(self, check: UnansweredCheck) -> None:
-        """See metering.limiter.Limiter.cancel. Sent before this limiter's next
-        check: Redis has just failed to answer, so now would most likely fail too."""
-        self._cancels.append(check)
-
-    def _send_cancels(self) -> None:
-        """cancel_check.lua for each pending cancel. Raises LimiterUnavailable
-        (the cancel kept for the next check) while Redis still does not answer."""
-        while self._cancels:
-            try:
-                check = self._cancels.popleft()
-            except IndexError:
-                return  # another thread sent the last one
-            _, quota_key, pending_key = check.limits.redis_keys
-            keys = [check.record, quota_key, pending_key]
-            args = [check.cost, check.bill_field, CHECK_RECORD_TTL_MS, PENDING_TTL_MS]
-            try:
-                self._run(self._script, CANCEL_CHECK, keys, args)
-            except LimiterUnavailable:
-                self._cancels.appendleft(check)
-                raise
+        self._prepared[id(limits)] = (limits, prepared)
+        return prepared
 
     def settle(self, request: SettleRequest) -> Settlement:
         """See metering.limiter.Limiter.settle."""

@@ -49,18 +49,14 @@ def pack(*items) -> bytes:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A script call's fixed keys and leading arguments, for calls that add one
-    key of their own (after the fixed keys) and the rest of the arguments."""
+    """A script call's keys and leading arguments, for calls that add the rest."""
 
-    items: tuple  # ("EVALSHA", sha, key count, *fixed keys)
-    leading: tuple  # the leading arguments
-    head: bytes  # items in Redis's wire format, its array header counting the rest
-    middle: bytes  # leading in Redis's wire format
+    items: tuple  # ("EVALSHA", sha, key count, *keys, *leading arguments)
+    head: bytes  # the same in Redis's wire format, its array header counting the rest
 
 
 class LineScript:
-    """A Lua script whose reply is one line (a status, an integer or an error),
-    called with one key of each call's own (e.g. a record named by a request id)."""
+    """A Lua script whose reply is one line (a status, an integer or an error)."""
 
     def __init__(self, source: str, *, per_call: int):
         self.source = source
@@ -68,27 +64,23 @@ class LineScript:
         self.per_call = per_call  # arguments each call adds to a Prepared
 
     def prepare(self, keys: tuple, leading: tuple) -> Prepared:
-        items = ("EVALSHA", self.sha, len(keys) + 1, *keys)
-        length = len(items) + 1 + len(leading) + self.per_call
-        head = b"*%d\r\n" % length + b"".join(map(bulk, items))
-        return Prepared(items, leading, head, b"".join(map(bulk, leading)))
+        items = ("EVALSHA", self.sha, len(keys), *keys, *leading)
+        return Prepared(items, b"*%d\r\n" % (len(items) + self.per_call) + b"".join(map(bulk, items)))
 
-    def __call__(self, client, prepared: Prepared, key: str, args: tuple):
-        """EVALSHA with `key` after the prepared keys and `args` after the
-        leading arguments; loads the script first if Redis lost its script
-        cache (a restart)."""
+    def __call__(self, client, prepared: Prepared, args: tuple):
+        """EVALSHA with `args` after the prepared part; loads the script first
+        if Redis lost its script cache (a restart)."""
         try:
-            return self._send(client, prepared, key, args)
+            return self._send(client, prepared, args)
         except NoScriptError:
             client.script_load(self.source)
-            return self._send(client, prepared, key, args)
+            return self._send(client, prepared, args)
 
-    def _send(self, client, prepared: Prepared, key: str, args: tuple):
+    def _send(self, client, prepared: Prepared, args: tuple):
         pool = getattr(client, "connection_pool", None)
         if FAST and hasattr(pool, "connection_class"):
-            packed = prepared.head + bulk(key) + prepared.middle + b"".join(map(bulk, args))
-            return _round_trip(pool, packed)
-        return client.execute_command(*prepared.items, key, *prepared.leading, *args)
+            return _round_trip(pool, prepared.head + b"".join(map(bulk, args)))
+        return client.execute_command(*prepared.items, *args)
 
 
 def send_line(client, packed: bytes, items: tuple):

@@ -4,8 +4,6 @@
 -- KEYS[1]  burst state: the GCRA theoretical arrival time (TAT), ms since epoch
 -- KEYS[2]  quota counter for the current period: units used
 -- KEYS[3]  the customer's pending usage hash (moved to PostgreSQL by the flush)
--- KEYS[4]  this check's record, named by its request id: "reserved" once it
---          admitted units, "cancelled" by cancel_check.lua
 -- The customer's limits first (the caller sends them unchanged all period):
 -- ARGV[1]  burst, requests per second (>= 1)
 -- ARGV[2]  quota, units per period (>= 1)
@@ -15,21 +13,18 @@
 -- ARGV[4]  when the quota counter may expire, ms since epoch (period end
 --          plus slack)
 -- ARGV[5]  ms the pending usage hash is kept if the flush never runs
--- ARGV[6]  ms a check's record is kept
 -- then this request:
--- ARGV[7]  now, ms since epoch (the caller's clock: Redis never reads its own)
--- ARGV[8]  cost of this request, units (>= 0; 0 is limited by the burst only)
--- ARGV[9]  seed for a missing quota counter: units already used this period
+-- ARGV[6]  now, ms since epoch (the caller's clock: Redis never reads its own)
+-- ARGV[7]  cost of this request, units (>= 0; 0 is limited by the burst only)
+-- ARGV[8]  seed for a missing quota counter: units already used this period
 --          according to the database, or "-1" to ask the caller for one
--- ARGV[10] usage field "u|<hour>|<key id>|<endpoint>" to bill the units to now,
+-- ARGV[9]  usage field "u|<hour>|<key id>|<endpoint>" to bill the units to now,
 --          or "" to only reserve them (the caller settles after the response)
 --
 -- Returns a status reply "<reason> <used> <burst_remaining> <burst_wait_ms>"
 --   reason           0 admitted, 1 denied by burst, 2 denied by quota,
---                    3 the counter is missing and ARGV[9] was "-1": nothing
+--                    3 the counter is missing and ARGV[8] was "-1": nothing
 --                    was written; call again with the period's usage as seed
---                    4 KEYS[4] exists: this check was cancelled (its client
---                    gave up and answered 503) or already ran; nothing written
 --   used             quota units used in the period after this call
 --   burst_remaining  requests the burst allows right now after this call
 --   burst_wait_ms    when denied by burst: ms until a retry fits;
@@ -49,28 +44,20 @@
 -- of 6 or 7 admitted one request fewer.
 --
 -- Each redis.call costs Redis more than all the arithmetic here, so the hot
--- path makes as few as it can: MGET, SET, INCRBY, SET of the record, and
--- HINCRBY when billing.
+-- path makes as few as it can: MGET, SET, INCRBY, and HINCRBY when billing.
 --
 -- Billing at admission is optimistic: most requests succeed, so they need no
 -- second round trip; the few that fail are unbilled by settle.lua.
---
--- The record makes a check that timed out cancellable: Redis may run it late,
--- after its client answered 503. Cancelled first, the check refuses here;
--- cancelled after it ran, cancel_check.lua finds "reserved" and gives back.
-if #KEYS ~= 4 then return redis.error_reply("check_and_reserve: expected 4 keys") end
-if #ARGV ~= 10 then return redis.error_reply("check_and_reserve: expected 10 arguments") end
+if #KEYS ~= 3 then return redis.error_reply("check_and_reserve: expected 3 keys") end
+if #ARGV ~= 9 then return redis.error_reply("check_and_reserve: expected 9 arguments") end
 
 local burst = tonumber(ARGV[1])
 local ceiling = tonumber(ARGV[3])
-local now = tonumber(ARGV[7])
-local cost = tonumber(ARGV[8])
+local now = tonumber(ARGV[6])
+local cost = tonumber(ARGV[7])
 local window = 1000 * burst  -- one second, in ticks
 
-local state = redis.call("MGET", KEYS[1], KEYS[2], KEYS[4])
-if state[3] then
-  return redis.status_reply("4 0 0 0")
-end
+local state = redis.call("MGET", KEYS[1], KEYS[2])
 local tat = tonumber(state[1]) or now
 local ahead = math.max(0, math.floor((tat - now) * burst + 0.5))
 local new_ahead = ahead + 1000  -- the burst counts requests; cost is in quota units
@@ -79,10 +66,10 @@ local new_ahead = ahead + 1000  -- the burst counts requests; cost is in quota u
 local used = tonumber(state[2])
 local counter_exists = used ~= nil
 if not counter_exists then
-  if ARGV[9] == "-1" then
+  if ARGV[8] == "-1" then
     return redis.status_reply("3 0 0 0")
   end
-  used = tonumber(ARGV[9])
+  used = tonumber(ARGV[8])
 end
 
 if new_ahead > window then
@@ -105,10 +92,7 @@ else
 end
 -- The hash is renewed whenever a field is new (at least every hour of traffic),
 -- not on every bill: one command fewer on the hot path.
-if ARGV[10] ~= "" and redis.call("HINCRBY", KEYS[3], ARGV[10], cost) == cost then
+if ARGV[9] ~= "" and redis.call("HINCRBY", KEYS[3], ARGV[9], cost) == cost then
   redis.call("PEXPIRE", KEYS[3], ARGV[5])
-end
-if cost > 0 then  -- a check of cost 0 reserves and bills nothing: nothing to cancel
-  redis.call("SET", KEYS[4], "reserved", "PX", ARGV[6])
 end
 return redis.status_reply(string.format("0 %d %d %d", used, math.floor((window - new_ahead) / 1000), wait))

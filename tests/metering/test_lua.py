@@ -1,14 +1,12 @@
 """metering/lua/check_and_reserve.lua, called directly with redis-py (EVALSHA).
 
-KEYS: burst TAT, quota counter, the customer's pending usage hash, the check's
-record. ARGV: burst, quota, ceiling (quota, or -1 for overage), when the counter
-may expire (ms), pending TTL ms, record TTL ms, then now ms, cost, seed, usage
-field to bill ("" to only reserve).
+KEYS: burst TAT, quota counter, the customer's pending usage hash. ARGV: burst,
+quota, ceiling (quota, or -1 for overage), when the counter may expire (ms),
+pending TTL ms, then now ms, cost, seed, usage field to bill ("" to only reserve).
 Returns the status reply "reason used burst_remaining wait_ms"; `call` below
 turns it into [admitted, reason, used, burst_remaining, wait_ms].
 """
 
-import itertools
 from datetime import UTC, datetime
 
 import pytest
@@ -16,9 +14,9 @@ from django_redis import get_redis_connection
 from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
-from metering.keys import check_record_prefix, hour_of, redis_key, usage_field
+from metering.keys import hour_of, redis_key, usage_field
 from metering.limiter import Limits, RedisLimiter
-from metering.limiter.contract import CHECK_RECORD_TTL_MS, PENDING_TTL_MS
+from metering.limiter.contract import PENDING_TTL_MS
 from metering.limiter.redis_backend import CHECK_AND_RESERVE
 from plans.periods import period_bounds
 
@@ -29,9 +27,7 @@ BURST_KEY = redis_key("burst", 42)
 QUOTA_KEY = redis_key("quota", 42, int(START.timestamp()))
 PENDING_KEY = redis_key("usage", 42)
 FIELD = usage_field(hour_of(NOW_MS), 7, "api:echo")
-# burst, quota, ceiling, counter expiry, pending TTL, record TTL
-FIXED_ARGS = [5, 1_000, 1_000, END_MS, PENDING_TTL_MS, CHECK_RECORD_TTL_MS]
-RECORDS = (f"{check_record_prefix(42)}r{n}" for n in itertools.count())
+FIXED_ARGS = [5, 1_000, 1_000, END_MS, PENDING_TTL_MS]  # burst, quota, ceiling, counter expiry, pending TTL
 
 
 @pytest.fixture
@@ -44,23 +40,10 @@ def script(client):
     return client.register_script(CHECK_AND_RESERVE)
 
 
-def call(script, *, now=NOW_MS, burst=5, quota=1_000, cost=1, hard=1, seed=0, bill="", record=None):
-    """One check; each its own request (record) unless `record` is given."""
+def call(script, *, now=NOW_MS, burst=5, quota=1_000, cost=1, hard=1, seed=0, bill=""):
     ceiling = quota if hard else -1
-    args = [
-        burst,
-        quota,
-        ceiling,
-        END_MS + 60_000,
-        PENDING_TTL_MS,
-        CHECK_RECORD_TTL_MS,
-        now,
-        cost,
-        seed,
-        bill,
-    ]
-    keys = [BURST_KEY, QUOTA_KEY, PENDING_KEY, record or next(RECORDS)]
-    reason, *figures = map(int, script(keys=keys, args=args).split())
+    args = [burst, quota, ceiling, END_MS + 60_000, PENDING_TTL_MS, now, cost, seed, bill]
+    reason, *figures = map(int, script(keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY], args=args).split())
     return [int(reason == 0), reason, *figures]
 
 
@@ -72,21 +55,24 @@ def customer_memory(client):
     return sum(client.memory_usage(key) for key in (BURST_KEY, QUOTA_KEY))
 
 
-def test_it_refuses_a_call_with_three_keys(script):
-    with pytest.raises(ResponseError, match="expected 4 keys"):
-        script(keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY], args=[*FIXED_ARGS, NOW_MS, 1, 0, ""])
+def test_it_refuses_a_call_with_two_keys(script):
+    with pytest.raises(ResponseError, match="expected 3 keys"):
+        script(keys=[BURST_KEY, QUOTA_KEY], args=[*FIXED_ARGS, NOW_MS, 1, 0, ""])
 
 
-def test_it_refuses_a_call_with_nine_arguments(script):
-    with pytest.raises(ResponseError, match="expected 10 arguments"):
-        script(keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY, next(RECORDS)], args=[*FIXED_ARGS, NOW_MS, 1, 0])
+def test_it_refuses_a_call_with_eight_arguments(script):
+    with pytest.raises(ResponseError, match="expected 9 arguments"):
+        script(
+            keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY],
+            args=[5, 1_000, 1_000, END_MS, PENDING_TTL_MS, NOW_MS, 1, 0],
+        )
 
 
 def test_a_refused_call_writes_nothing(client, script):
     with pytest.raises(ResponseError):
         script(
-            keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY, next(RECORDS)],
-            args=[*FIXED_ARGS, NOW_MS, 1, 0, FIELD, "extra"],
+            keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY],
+            args=[5, 1_000, 1_000, END_MS, PENDING_TTL_MS, NOW_MS, 1, 0, FIELD, "extra"],
         )
     assert client.keys("*") == []
 
@@ -106,44 +92,20 @@ def test_a_quota_denial_returns_reason_two(script):
     assert call(script, quota=1) == [0, 2, 1, 4, 200]
 
 
-def test_without_a_usage_field_it_writes_only_the_burst_and_quota_keys_and_the_record(client, script):
-    record = next(RECORDS)
-    call(script, record=record)
-    assert sorted(client.keys("*")) == sorted(key.encode() for key in (BURST_KEY, QUOTA_KEY, record))
+def test_without_a_usage_field_it_writes_only_the_burst_and_quota_keys(client, script):
+    call(script)
+    assert sorted(client.keys("*")) == sorted([BURST_KEY.encode(), QUOTA_KEY.encode()])
 
 
-def test_with_a_usage_field_it_writes_exactly_the_four_keys_it_is_given(client, script):
-    record = next(RECORDS)
-    call(script, bill=FIELD, record=record)
-    assert sorted(client.keys("*")) == sorted(
-        key.encode() for key in (BURST_KEY, QUOTA_KEY, PENDING_KEY, record)
-    )
+def test_with_a_usage_field_it_writes_exactly_the_three_keys_it_is_given(client, script):
+    call(script, bill=FIELD)
+    assert sorted(client.keys("*")) == sorted([BURST_KEY.encode(), QUOTA_KEY.encode(), PENDING_KEY.encode()])
 
 
 def test_every_key_it_writes_has_a_ttl(client, script):
     call(script, bill=FIELD)
-    assert len(client.keys("*")) == 4
+    assert len(client.keys("*")) == 3
     assert all(client.pttl(key) > 0 for key in client.keys("*"))
-
-
-def test_an_admitted_call_records_its_reservation_for_a_minute(client, script):
-    record = next(RECORDS)
-    call(script, record=record)
-    assert client.get(record) == b"reserved"
-    assert 0 < client.pttl(record) <= CHECK_RECORD_TTL_MS
-
-
-def test_a_call_of_cost_zero_keeps_no_record(client, script):
-    record = next(RECORDS)
-    call(script, cost=0, record=record)
-    assert client.exists(record) == 0
-
-
-def test_a_refused_call_keeps_no_record(client, script):
-    call(script, quota=1)
-    record = next(RECORDS)
-    assert call(script, quota=1, record=record)[1] == 2
-    assert client.exists(record) == 0
 
 
 def test_a_usage_field_bills_the_cost_to_the_pending_hash(client, script):
@@ -246,7 +208,7 @@ def test_all_keys_the_limiter_writes_carry_the_customers_hash_tag(client):
     limits = Limits(customer_id=42, burst=5, quota=1_000, period_start=START, period_end=END)
     RedisLimiter(client).check(limits, now_ms=NOW_MS, bill_field=FIELD)
     keys = client.keys("*")
-    assert len(keys) == 4
+    assert len(keys) == 3
     assert all(b":{c42}" in key for key in keys)
 
 
