@@ -8,7 +8,7 @@ from plans.models import ENDED, Customer
 from .gateway import subscriptions_of
 from .queueing import RECONCILE_CUSTOMER, queue_now
 from .stripe_api import is_configured
-from .subscriptions import subscription_apply
+from .subscriptions import pending_usage_flush, subscription_apply
 
 
 def current_subscription(subscriptions: list[dict]) -> dict | None:
@@ -28,6 +28,7 @@ def customer_reconcile(customer_pk: int) -> str:
     subscription = current_subscription(subscriptions_of(customer.stripe_customer_id))
     if subscription is None:
         return "no subscription"
+    pending_usage_flush(customer_pk)
     with transaction.atomic():
         customer = Customer.objects.select_for_update().select_related("tier").get(pk=customer_pk)
         before = (customer.tier_id, customer.subscription_status, customer.current_period_end)

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.utils import timezone
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apikeys.context import invalidate_key_contexts
+from metering.flush import flush_customer
 from plans.models import ENDED, PAID_ACCESS, Customer, QuotaPeriod, SubscriptionStatus, Tier
 from plans.periods import period_bounds
 from plans.services import DEFAULT_TIER_SLUG, tier_get
@@ -50,9 +53,24 @@ def subscription_period(subscription: dict) -> tuple[datetime | None, datetime |
     return _moment(items[0].get("current_period_start")), _moment(items[0].get("current_period_end"))
 
 
-def customer_for_subscription(subscription: dict) -> Customer | None:
+def pending_usage_flush(customer_id: int) -> None:
+    """Before a subscription change is applied: the customer's usage still in
+    Redis reaches the ledger, so a plan change reports it on the tier it was
+    served on. Redis out of reach delays nothing: that usage then waits for
+    the beat's flush, as before."""
+    try:
+        flush_customer(customer_id)
+    except (RedisConnectionError, RedisTimeoutError):
+        logger.warning("customer %s: pending usage not flushed before the change", customer_id, exc_info=True)
+
+
+def customer_for_subscription(subscription: dict, *, lock: bool = True) -> Customer | None:
+    """The customer the subscription is about (our id in its metadata, else its
+    Stripe customer); with `lock`, its row locked for the transaction."""
     customer_id = (subscription.get("metadata") or {}).get("customer_id")
-    queryset = Customer.objects.select_for_update().select_related("tier")
+    queryset = Customer.objects.select_related("tier")
+    if lock:
+        queryset = queryset.select_for_update()
     if customer_id and str(customer_id).isdigit():
         customer = queryset.filter(pk=int(customer_id)).first()
         if customer is not None:

@@ -23,7 +23,7 @@ from plans.models import Customer
 from .gateway import subscription_fetch
 from .models import EventStatus, StripeEvent
 from .queueing import APPLY_STRIPE_EVENT, queue_after_commit
-from .subscriptions import ApplyResult, customer_for_subscription, subscription_apply
+from .subscriptions import ApplyResult, customer_for_subscription, pending_usage_flush, subscription_apply
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +129,9 @@ def event_apply(event: dict) -> Outcome:
         _link_checkout_customer(event["data"]["object"])
     subscription = _current_subscription(event, subscription_id)
     event_at = datetime.fromtimestamp(event["created"], UTC)
+    known = customer_for_subscription(subscription, lock=False)
+    if known is not None:
+        pending_usage_flush(known.pk)
     with transaction.atomic():
         customer = customer_for_subscription(subscription)
         if customer is None:

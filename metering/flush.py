@@ -122,6 +122,16 @@ def flush_owner(client, owner: int | str) -> int:
     return moved
 
 
+def flush_customer(customer_id: int) -> int:
+    """Move one customer's pending usage now; the units moved. For a change
+    that prices usage by the tier in force (a plan change): what was served
+    before it reaches the ledger first. Call outside a transaction, as the
+    beat's flush runs: the snapshot is discarded once its batch is stored."""
+    if not settings.REDIS_URL:
+        return 0  # the embedded default writes usage directly
+    return flush_owner(get_redis_connection("default"), customer_id)
+
+
 def customers_with_pending_usage(client) -> set[int]:
     customers = set()
     for pattern in (pending_key("*"), snapshot_key("*")):

@@ -18,8 +18,10 @@ from billing.tasks import report_overage_task, run_stripe_sync
 from metering.flush import flush_usage
 from metering.models import UsageRecord
 from plans.models import Customer, SubscriptionStatus, Tier
+from tests.metering.test_enforcement_processes import free_port
 from tests.utils import month_ends, utc
 
+from .conftest import make_event
 from .stripe_double import SERVER_ERROR
 
 pytestmark = pytest.mark.django_db
@@ -404,3 +406,34 @@ def test_a_daily_quota_tier_stored_before_the_validation_is_not_billed_against_a
     for day in (1, 2, 3):
         use_in(scale_customer, api_key.api_key, 10, utc(2027, 6, day, 12))  # each day within its quota
     assert overage_reports_create(now=utc(2027, 6, 3, 14, 10)) == []
+
+
+def test_a_plan_change_reports_the_old_tiers_overage_still_in_redis(
+    scale_customer, key_client, stripe_double, stripe_tiers, deliver, time_machine
+):
+    """Usage served on Scale but not flushed when the change to Pro arrives is
+    still Scale's: the webhook's apply flushes the customer first."""
+    subscription = subscribed(stripe_double, scale_customer, stripe_tiers["scale"], P1)
+    time_machine.move_to(utc(2027, 7, 1, 10, 30), tick=False)
+    assert [key_client.get(ECHO).status_code for _ in range(15)] == [200] * 15  # 5 over, in Redis
+    pro = stripe_tiers["pro"]
+    for item in stripe_double.subscriptions[subscription["id"]]["items"]["data"]:
+        item["price"] = {**item["price"], "id": pro.stripe_price_id}
+    deliver(make_event("customer.subscription.updated", stripe_double.subscriptions[subscription["id"]]))
+    assert Customer.objects.get(pk=scale_customer.pk).tier == pro
+    overage_reports_create(now=utc(2027, 7, 1, 12, 10))
+    assert reported_in(scale_customer, P1) == 5
+
+
+def test_a_plan_change_applies_while_redis_is_unreachable(
+    scale_customer, stripe_double, stripe_tiers, deliver, settings
+):
+    """The flush before the change is best effort: the change itself never waits for Redis."""
+    subscription = subscribed(stripe_double, scale_customer, stripe_tiers["scale"], P1)
+    pro = stripe_tiers["pro"]
+    for item in stripe_double.subscriptions[subscription["id"]]["items"]["data"]:
+        item["price"] = {**item["price"], "id": pro.stripe_price_id}
+    default = settings.CACHES["default"]
+    settings.CACHES = {"default": {**default, "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}
+    deliver(make_event("customer.subscription.updated", stripe_double.subscriptions[subscription["id"]]))
+    assert Customer.objects.get(pk=scale_customer.pk).tier == pro
