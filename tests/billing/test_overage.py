@@ -408,6 +408,12 @@ def test_a_daily_quota_tier_stored_before_the_validation_is_not_billed_against_a
     assert overage_reports_create(now=utc(2027, 6, 3, 14, 10)) == []
 
 
+def on_price(double, subscription: dict, tier) -> None:
+    """Stripe's copy of the subscription moved to the tier's flat price (a plan change)."""
+    for item in double.subscriptions[subscription["id"]]["items"]["data"]:
+        item["price"] = {**item["price"], "id": tier.stripe_price_id}
+
+
 def test_a_plan_change_reports_the_old_tiers_overage_still_in_redis(
     scale_customer, key_client, stripe_double, stripe_tiers, deliver, time_machine
 ):
@@ -417,8 +423,7 @@ def test_a_plan_change_reports_the_old_tiers_overage_still_in_redis(
     time_machine.move_to(utc(2027, 7, 1, 10, 30), tick=False)
     assert [key_client.get(ECHO).status_code for _ in range(15)] == [200] * 15  # 5 over, in Redis
     pro = stripe_tiers["pro"]
-    for item in stripe_double.subscriptions[subscription["id"]]["items"]["data"]:
-        item["price"] = {**item["price"], "id": pro.stripe_price_id}
+    on_price(stripe_double, subscription, pro)
     deliver(make_event("customer.subscription.updated", stripe_double.subscriptions[subscription["id"]]))
     assert Customer.objects.get(pk=scale_customer.pk).tier == pro
     overage_reports_create(now=utc(2027, 7, 1, 12, 10))
@@ -431,8 +436,7 @@ def test_a_plan_change_applies_while_redis_is_unreachable(
     """The flush before the change is best effort: the change itself never waits for Redis."""
     subscription = subscribed(stripe_double, scale_customer, stripe_tiers["scale"], P1)
     pro = stripe_tiers["pro"]
-    for item in stripe_double.subscriptions[subscription["id"]]["items"]["data"]:
-        item["price"] = {**item["price"], "id": pro.stripe_price_id}
+    on_price(stripe_double, subscription, pro)
     default = settings.CACHES["default"]
     settings.CACHES = {"default": {**default, "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}
     deliver(make_event("customer.subscription.updated", stripe_double.subscriptions[subscription["id"]]))
