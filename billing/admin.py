@@ -7,7 +7,15 @@ from metering.reports import tier_margin_warning
 from metering.selectors import pending_units
 from plans.models import Customer, Tier
 
-from .models import EventStatus, OverageReport, StripeEvent, StripeSync, SyncStatus, UsageReconcileRun
+from .models import (
+    ClosedPeriod,
+    EventStatus,
+    OverageReport,
+    StripeEvent,
+    StripeSync,
+    SyncStatus,
+    UsageReconcileRun,
+)
 from .queueing import APPLY_STRIPE_EVENT, RUN_STRIPE_SYNC, queue_after_commit
 from .sync import catalog_sync_queue
 
@@ -193,3 +201,20 @@ class UsageReconcileRunAdmin(RecordAdmin):
     list_display = ("ran_at", "periods", "rows_checked", "drifting_rows", "stripe_checked")
     list_filter = ("stripe_checked",)
     date_hierarchy = "ran_at"
+
+
+@admin.register(ClosedPeriod)
+class ClosedPeriodAdmin(RecordAdmin):
+    list_display = (
+        "customer",
+        "start",
+        "end",
+        "tier",
+        "quota",
+        "overage_billed",
+        "overage_ceiling",
+        "closed_at",
+    )
+    list_filter = ("overage_billed", "tier")
+    search_fields = ("customer__user__email", "customer__stripe_customer_id")
+    date_hierarchy = "end"
