@@ -39,6 +39,9 @@ $(VENDOR_JS): package-lock.json
 
 vendor: $(VENDOR_JS)
 
+# The embedded default is a developer's machine: DEBUG on (a fixed development
+# key, plain HTTP). Settings refuse to start with DEBUG off and no secrets.
+run: export DEBUG ?= true
 run: install vendor
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py sync_tiers

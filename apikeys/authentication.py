@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.utils.functional import SimpleLazyObject
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from . import keys
+from . import keys, peppers
 from .context import key_contexts
 from .exceptions import ExpiredKey, MalformedKey, RevokedKey, UnknownKey
 
@@ -46,7 +46,8 @@ class APIKeyAuthentication(BaseAuthentication):
         # The checksum rejects typos and garbage without any lookup.
         if not keys.is_well_formed(raw_key, settings.API_KEY_PREFIX):
             raise MalformedKey()
-        context = key_contexts.get(keys.hash_key(raw_key, settings.API_KEY_PEPPER))
+        hashes = peppers.lookup_hashes(raw_key)
+        context = key_contexts.get(hashes.current, hashes.older)
         if context is None:
             raise UnknownKey()
         now = time.time()

@@ -1,12 +1,14 @@
 """Key contexts: what the hot path needs to know about a key, without SQL.
 
 A `KeyContext` is an immutable snapshot of a key, its customer's limits and
-billing standing. It is found, by the key's HMAC, in three layers:
+billing standing. It is found, by the key's hash under the current pepper
+(apikeys.peppers), in three layers:
 
 1. this process's dict, trusted for KEY_CONTEXT_TTL_SECONDS (default 1 s);
 2. the shared Django cache (Redis when REDIS_URL is set), under a key that
    includes the global context version;
-3. PostgreSQL.
+3. PostgreSQL, by its hash under every accepted pepper in one query; a key
+   found by an older pepper's hash is moved to the current one.
 
 Any change that affects a context (revocation, a tier's or customer's limits,
 billing state) calls `invalidate_key_contexts()`, which sets a new version: the
@@ -110,9 +112,25 @@ class KeyContext:
         )
 
 
-def _load_from_database(hashed_key: str) -> KeyContext | None:
-    api_key = APIKey.objects.select_related("customer__tier").filter(hashed_key=hashed_key).first()
-    return KeyContext.from_api_key(api_key) if api_key is not None else None
+def _load_from_database(hashed_key: str, older: tuple[str, ...]) -> KeyContext | None:
+    candidates = (hashed_key, *older)
+    api_key = APIKey.objects.select_related("customer__tier").filter(hashed_key__in=candidates).first()
+    if api_key is None:
+        return None
+    if api_key.hashed_key != hashed_key:
+        _move_to_current_pepper(api_key, hashed_key)
+    return KeyContext.from_api_key(api_key)
+
+
+def _move_to_current_pepper(api_key: APIKey, hashed_key: str) -> None:
+    """Store the key's hash under the current pepper (only the raw key, seen
+    now, can make it), so that the older pepper can later be removed without
+    stopping it. Best effort: on failure the older hash keeps working."""
+    try:
+        with transaction.atomic():  # a savepoint: a failure here must not spoil a caller's transaction
+            APIKey.objects.filter(pk=api_key.pk, hashed_key=api_key.hashed_key).update(hashed_key=hashed_key)
+    except DatabaseError:
+        logger.warning("could not move API key %s to the current pepper", api_key.prefix, exc_info=True)
 
 
 class KeyContextCache:
@@ -128,14 +146,15 @@ class KeyContextCache:
         self._last_used_flushed_at = clock()
         self._lock = threading.Lock()
 
-    def get(self, hashed_key: str) -> KeyContext | None:
-        """The context for a hashed key, or None when no such key exists."""
+    def get(self, hashed_key: str, older: tuple[str, ...] = ()) -> KeyContext | None:
+        """The context for a key, or None when no such key exists: `hashed_key`
+        is its hash under the current pepper, `older` under the older ones."""
         self._check_version()
         now = self._clock()
         entry = self._entries.get(hashed_key)
         if entry is not None and now - entry[1] < LOCAL_MAX_AGE_SECONDS:
             return entry[0]
-        context = self._shared_get(hashed_key)
+        context = self._shared_get(hashed_key, older)
         if len(self._entries) >= LOCAL_MAX_ENTRIES:
             self._entries = {}
         self._entries[hashed_key] = (context, now)
@@ -163,16 +182,16 @@ class KeyContextCache:
                 self._version = version
             self._checked_at = now
 
-    def _shared_get(self, hashed_key: str) -> KeyContext | None:
+    def _shared_get(self, hashed_key: str, older: tuple[str, ...]) -> KeyContext | None:
         shared_key = f"apikeys:v1:ctx:{self._version}:{hashed_key}"
         try:
             cached = cache.get(shared_key)
         except Exception:
             logger.warning("shared key context cache unreachable", exc_info=True)
-            return self._load(hashed_key)
+            return self._load(hashed_key, older)
         if cached is not None:
             return cached
-        context = self._load(hashed_key)
+        context = self._load(hashed_key, older)
         if context is not None:
             try:
                 cache.set(shared_key, context, SHARED_TTL_SECONDS)
@@ -181,12 +200,12 @@ class KeyContextCache:
                 logger.warning("shared key context cache unreachable", exc_info=True)
         return context
 
-    def _load(self, hashed_key: str) -> KeyContext | None:
+    def _load(self, hashed_key: str, older: tuple[str, ...]) -> KeyContext | None:
         """From PostgreSQL; with the database unreachable, the last known context
         (this process's, else the shared copy), so that the API keeps serving
         on the tier and billing state it last knew rather than failing."""
         try:
-            return _load_from_database(hashed_key)
+            return _load_from_database(hashed_key, older)
         except DatabaseError:
             logger.warning("key context: database unreachable, serving the last known state", exc_info=True)
             entry = self._entries.get(hashed_key)

@@ -1,8 +1,11 @@
 """Settings, read from the environment.
 
-With no environment at all this is the embedded default: DEBUG on, a SQLite
-file, in-process cache and limiter, Celery tasks run eagerly. A deployment sets
-DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, STRIPE_*, SECRET_KEY and DEBUG=false.
+With DEBUG unset this is a deployment: it needs SECRET_KEY and API_KEY_PEPPER
+and refuses to start without them, and it answers over HTTPS only (see
+README's "Deploy"). DEBUG=true (which `make run` sets) is the embedded
+default: a fixed development key, a SQLite file, in-process cache and limiter,
+Celery tasks run eagerly, plain HTTP. A deployment also sets DATABASE_URL,
+REDIS_URL, CELERY_BROKER_URL and STRIPE_*.
 """
 
 from pathlib import Path
@@ -14,30 +17,113 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
-DEBUG = env.bool("DEBUG", default=True)
+
+def _secret(name: str) -> str:
+    """A secret from the environment, "" when unset; README's `<...>` placeholders are refused."""
+    value = env.str(name, default="")
+    if value.startswith("<") and value.endswith(">"):
+        raise ImproperlyConfigured(f"{name} still holds a placeholder ({value}): set it to a random string.")
+    return value
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ImproperlyConfigured(f"{name} must be a whole number from 1 up, not {value!r}.")
+    return number
+
+
+def _old_peppers(raw: dict[str, str], current_version: int) -> dict[int, str]:
+    """API_KEY_OLD_PEPPERS, "1=first,2=second": the older peppers still accepted, by version."""
+    peppers = {}
+    for version, pepper in raw.items():
+        number = _positive_int("API_KEY_OLD_PEPPERS (a version)", version)
+        if not pepper:
+            raise ImproperlyConfigured(f"API_KEY_OLD_PEPPERS gives version {number} an empty pepper.")
+        if number == current_version:
+            raise ImproperlyConfigured(
+                f"API_KEY_OLD_PEPPERS repeats version {number}, the current API_KEY_PEPPER_VERSION."
+            )
+        peppers[number] = pepper
+    return peppers
+
+
+def _proxy_ssl_header(value: str) -> tuple[str, str] | None:
+    """ "X-Forwarded-Proto" or "X-Forwarded-Ssl=on" as Django's (META key, value); "" is none."""
+    if not value:
+        return None
+    header, _, expected = value.partition("=")
+    return "HTTP_" + header.strip().upper().replace("-", "_"), expected.strip() or "https"
+
+
+# Off unless asked for: a deployment that forgets it must not serve debug pages
+# nor sign with the development key below.
+DEBUG = env.bool("DEBUG", default=False)
 
 # A fixed key is only tolerable on a developer's machine; production must set
 # its own, and starting without one would silently sign sessions with a
 # publicly known key.
 _DEV_SECRET_KEY = "django-insecure-dev-only-key-do-not-use-in-production"
-SECRET_KEY = env.str("SECRET_KEY", default="")
+SECRET_KEY = _secret("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. With DEBUG off the app refuses to start without "
-            "its own secret: export SECRET_KEY to a long random string "
-            '(python -c "import secrets; print(secrets.token_urlsafe(50))").'
+            "SECRET_KEY is not set and DEBUG is off. In production export SECRET_KEY to a long random "
+            'string (python -c "import secrets; print(secrets.token_urlsafe(50))"); on a developer\'s '
+            "machine set DEBUG=true for the embedded default (make run does)."
         )
     SECRET_KEY = _DEV_SECRET_KEY
 
-# API keys are stored as HMAC-SHA256(pepper, key). Changing the pepper
-# invalidates every stored key, so it is its own setting and can outlive a
-# SECRET_KEY rotation.
-API_KEY_PEPPER = env.str("API_KEY_PEPPER", default=SECRET_KEY)
+# API keys are stored as "v<version>$" + HMAC-SHA256(pepper, key). The pepper
+# is its own secret, so that rotating SECRET_KEY (sessions, password reset
+# links) leaves every API key working. A new pepper is added, never swapped:
+# it becomes API_KEY_PEPPER under the next version and the old one moves to
+# API_KEY_OLD_PEPPERS, where keys hashed with it keep working (and move to the
+# new pepper at their next lookup) until it is removed (README, "API keys").
+API_KEY_PEPPER = _secret("API_KEY_PEPPER")
+if not API_KEY_PEPPER:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "API_KEY_PEPPER is not set and DEBUG is off. Export it to a long random string of its own. "
+            "Upgrading a deployment whose keys were hashed with SECRET_KEY: set API_KEY_PEPPER to the "
+            "value of SECRET_KEY, or every existing API key stops working."
+        )
+    API_KEY_PEPPER = SECRET_KEY
+API_KEY_PEPPER_VERSION = _positive_int(
+    "API_KEY_PEPPER_VERSION", env.str("API_KEY_PEPPER_VERSION", default="1")
+)
+API_KEY_OLD_PEPPERS = _old_peppers(env.dict("API_KEY_OLD_PEPPERS", default={}), API_KEY_PEPPER_VERSION)
 API_KEY_PREFIX = env.str("API_KEY_PREFIX", default="tk_live_")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Proxies in front of the app (load balancer, nginx): client addresses are read
+# from X-Forwarded-For through them, and whether the client used HTTPS from
+# X-Forwarded-Proto.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# HTTPS. With DEBUG off the defaults are a deployment's, and pass `manage.py
+# check --deploy`: plain HTTP is redirected, browsers are told to use HTTPS only
+# for a year, on every subdomain (and may preload that), and cookies travel
+# over HTTPS only. Each can be set from the environment.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Load balancers and orchestrators probe the health check over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# Behind a proxy that ends TLS every request reaches the app over HTTP; the
+# proxy's header says what the client used. Trusted only when proxies are
+# declared, since a client could send the header itself; the proxy must set
+# it, replacing any the client sent.
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(
+    env.str("SECURE_PROXY_SSL_HEADER", default="X-Forwarded-Proto" if TRUSTED_PROXY_COUNT else "")
+)
 
 INSTALLED_APPS = [
     # django.contrib.admin with the operator dashboard (saas/admin_site.py)
@@ -164,7 +250,7 @@ ACCOUNT_RATE_LIMITS = {
 }
 # Behind a proxy every request comes from the proxy: count the proxies you
 # run so allauth reads the client's address from X-Forwarded-For.
-ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard:index"
 

@@ -3,14 +3,13 @@
 from datetime import UTC, datetime
 
 import pytest
-from django.conf import settings
 from django.test import override_settings
 from django_redis import get_redis_connection
 
 from apikeys import context as context_module
 from apikeys.context import LAST_USED_FLUSH_SECONDS, VERSION_KEY, KeyContextCache, invalidate_key_contexts
-from apikeys.keys import hash_key
 from apikeys.models import APIKey
+from apikeys.peppers import current_hash
 from apikeys.services import api_key_revoke
 from plans.models import Tier
 from plans.signals import limits_changed
@@ -67,7 +66,7 @@ def shared(monkeypatch):
 
 @pytest.fixture
 def hashed(api_key):
-    return hash_key(api_key.raw_key, settings.API_KEY_PEPPER)
+    return current_hash(api_key.raw_key)
 
 
 def last_used_at(api_key):
