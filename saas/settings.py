@@ -306,6 +306,17 @@ STRIPE_TASK_BACKOFF_MAX_SECONDS = env.int("STRIPE_TASK_BACKOFF_MAX_SECONDS", def
 # 503 rather than serving unmetered traffic; fail-open admits it instead.
 RATE_LIMIT_FAIL_OPEN = env.bool("RATE_LIMIT_FAIL_OPEN", default=False)
 RATE_LIMIT_UNAVAILABLE_RETRY_AFTER = env.int("RATE_LIMIT_UNAVAILABLE_RETRY_AFTER", default=5)
+# Idempotency-Key (metering/idempotency.py): how long a request that answered
+# 2xx is remembered, how long a running one holds its key (longer than any
+# request may run, short enough that a killed worker does not lock the key
+# for long), and the largest response body kept for repeats (a day of keys
+# per customer then stays a few MB of Redis at most).
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
+IDEMPOTENCY_CLAIM_SECONDS = env.int("IDEMPOTENCY_CLAIM_SECONDS", default=60)
+IDEMPOTENCY_MAX_STORED_BYTES = env.int("IDEMPOTENCY_MAX_STORED_BYTES", default=64 * 1024)
+for _name in ("IDEMPOTENCY_KEY_TTL_SECONDS", "IDEMPOTENCY_CLAIM_SECONDS", "IDEMPOTENCY_MAX_STORED_BYTES"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1.")
 # How long a process trusts its cached key contexts before asking Redis whether
 # anything changed: revocations and tier changes reach every process this fast.
 KEY_CONTEXT_TTL_SECONDS = env.float("KEY_CONTEXT_TTL_SECONDS", default=1.0)

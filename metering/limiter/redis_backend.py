@@ -4,12 +4,14 @@ check, and settle.lua when the check's billing guess must change.
 All of a customer's keys carry the hash tag `{c<id>}` (metering/keys.py), so
 each script touches one cluster slot and runs unchanged on Redis Cluster.
 
-Every script call carries a deadline in Redis's clock: half the socket
-timeout after it is sent. A call that reaches Redis later (Redis stalled, the
-caller's read timed out and it answered 503 or will retry) changes nothing,
-so a refused request is never billed and a retried settle never applies
-twice. Half, so that a call run just in time still has the other half for
-its reply to arrive before the caller gives up.
+Every script call carries a deadline in Redis's clock: four fifths of the
+socket timeout after it is sent. A call that reaches Redis later (Redis
+stalled, the caller's read timed out and it answered 503 or will retry)
+changes nothing, so a refused request is never billed and a retried settle
+never applies twice. The last fifth (100 ms of the default 0.5 s) is for the
+reply of a call run just in time to reach the caller before it gives up:
+Redis writes replies once per event loop turn, after the other clients'
+commands of that turn.
 """
 
 import threading
@@ -21,8 +23,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .contract import (
-    IDEMPOTENCY_CLAIM_MS,
-    IDEMPOTENCY_TTL_SECONDS,
     PENDING_TTL_MS,
     QUOTA_TTL_SLACK_MS,
     Claim,
@@ -34,6 +34,8 @@ from .contract import (
     Reason,
     Settlement,
     SettleRequest,
+    idempotency_claim_ms,
+    idempotency_ttl_seconds,
 )
 from .wire import LineScript, Prepared
 
@@ -47,6 +49,9 @@ _check_script = LineScript(CHECK_AND_RESERVE, per_call=5)
 _REASONS = tuple(Reason)
 _LATE = b"4"  # check_and_reserve's reason when run past its deadline
 _PREPARED_MAX = 10_000
+
+
+DEADLINE_SHARE = 0.8  # of the socket timeout; see the module's docstring
 
 
 class RedisClock:
@@ -83,7 +88,7 @@ class RedisClock:
         ):
             entry = self._measure(client, pool)
             wall = entry[2]
-        return int(wall * 1000 + entry[1] + timeout * 500)
+        return int(wall * 1000 + entry[1] + timeout * DEADLINE_SHARE * 1000)
 
     def _measure(self, client, pool):
         sent = time.time()
@@ -145,7 +150,7 @@ class RedisLimiter:
             request.cost,
             request.usage_field,
             PENDING_TTL_MS,
-            IDEMPOTENCY_TTL_SECONDS,
+            idempotency_ttl_seconds(),
             *_kept_response(claimed),
         ]
         billed, used = self._run(self._script, SETTLE, keys, args)
@@ -155,7 +160,7 @@ class RedisLimiter:
 
     def claim(self, record: str, *, fingerprint: str, token: str, now_ms: int) -> Claim:
         """See metering.limiter.Limiter.claim. Redis times the claim itself (PEXPIRE)."""
-        args = [fingerprint, token, IDEMPOTENCY_CLAIM_MS]
+        args = [fingerprint, token, idempotency_claim_ms()]
         outcome, *rest = self._run(self._script, IDEMPOTENCY_CLAIM, [record], args)
         if outcome == b"late":
             raise LimiterUnavailable("the claim reached Redis after its deadline")

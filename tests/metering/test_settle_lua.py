@@ -18,9 +18,10 @@ from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
 from metering.keys import idempotency_record, redis_key, snapshot_key
-from metering.limiter.contract import IDEMPOTENCY_TTL_SECONDS, PENDING_TTL_MS
+from metering.limiter.contract import PENDING_TTL_MS
 from metering.limiter.redis_backend import SETTLE
 
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 QUOTA_KEY = redis_key("quota", 42, 1_800_000_000)
 PENDING_KEY = redis_key("usage", 42)
 MARKER = idempotency_record(42, "order-1")
