@@ -13,7 +13,13 @@ from django.views.decorators.http import require_safe
 from billing.models import StripeEvent
 from metering.reports import MARGIN_FLOOR
 
-from .dashboard import DEFAULT_WINDOW_DAYS, WINDOW_DAYS, operator_dashboard
+from .dashboard import (
+    DEFAULT_WINDOW_DAYS,
+    EVENTS_PERMISSION,
+    REVENUE_PERMISSION,
+    WINDOW_DAYS,
+    operator_dashboard,
+)
 
 
 def _window_days(value: str | None) -> int:
@@ -30,11 +36,20 @@ class OperatorAdminSite(admin.AdminSite):
         return [path("dashboard/", view, name="dashboard"), *super().get_urls()]
 
     def dashboard_view(self, request):
+        """Any staff user sees usage and refusals; revenue and customers' emails
+        need REVENUE_PERMISSION, the listed events EVENTS_PERMISSION (a
+        superuser has both): a reduced page rather than a 403, so support
+        staff keep the figures their work needs."""
         days = _window_days(request.GET.get("days"))
+        dashboard = operator_dashboard(
+            days=days,
+            revenue=request.user.has_perm(REVENUE_PERMISSION),
+            events=request.user.has_perm(EVENTS_PERMISSION),
+        )
         context = {
             **self.each_context(request),
             "title": "Operator dashboard",
-            "dashboard": operator_dashboard(days=days),
+            "dashboard": dashboard,
             "window_days": WINDOW_DAYS,
             "margin_floor": MARGIN_FLOOR,
             "events_admin": self.is_registered(StripeEvent),

@@ -1,7 +1,9 @@
 import pytest
+from django.contrib.auth.models import Permission
 
 from apikeys.models import APIKey
 from plans.models import Tier
+from tests.utils import staff_user
 
 TIER_FORM = {
     "slug": "team",
@@ -63,3 +65,32 @@ def test_the_revoke_action_revokes_the_selected_keys(admin_client, api_key, expi
     assert response.status_code == 302
     assert APIKey.objects.get(pk=api_key.api_key.pk).revoked_at is not None
     assert APIKey.objects.get(pk=expired_key.api_key.pk).revoked_at is None
+
+
+# Revoking needs the change permission on API keys -------------------------------------
+
+
+def test_a_view_only_staff_user_is_not_offered_revoke(view_only_client, api_key):
+    response = view_only_client.get("/admin/apikeys/apikey/")
+    assert response.status_code == 200
+    assert response.context["action_form"] is None or "revoke_selected" not in dict(
+        response.context["action_form"].fields["action"].choices
+    )
+
+
+def test_a_view_only_staff_user_cannot_revoke_a_customers_key(view_only_client, api_key):
+    view_only_client.post(
+        "/admin/apikeys/apikey/", {"action": "revoke_selected", "_selected_action": [api_key.api_key.pk]}
+    )
+    assert APIKey.objects.get(pk=api_key.api_key.pk).revoked_at is None
+
+
+def test_staff_who_may_change_keys_can_revoke_them(client, django_user_model, api_key):
+    permissions = Permission.objects.filter(
+        content_type__app_label="apikeys", codename__in=["view_apikey", "change_apikey"]
+    )
+    client.force_login(staff_user(django_user_model, "kim", *permissions))
+    client.post(
+        "/admin/apikeys/apikey/", {"action": "revoke_selected", "_selected_action": [api_key.api_key.pk]}
+    )
+    assert APIKey.objects.get(pk=api_key.api_key.pk).revoked_at is not None
