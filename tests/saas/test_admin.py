@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.contrib.auth.models import Permission
 
@@ -94,3 +96,48 @@ def test_staff_who_may_change_keys_can_revoke_them(client, django_user_model, ap
         "/admin/apikeys/apikey/", {"action": "revoke_selected", "_selected_action": [api_key.api_key.pk]}
     )
     assert APIKey.objects.get(pk=api_key.api_key.pk).revoked_at is not None
+
+
+# The admin login is throttled as the account login is (allauth's rate limits) ---------
+
+ADMIN_LOGIN = "/admin/login/?next=/admin/"
+
+
+def admin_login(client, username: str, password: str):
+    return client.post(ADMIN_LOGIN, {"username": username, "password": password, "next": "/admin/"})
+
+
+def test_after_5_failed_admin_logins_even_the_right_password_is_refused(client, view_only_staff):
+    for _ in range(5):
+        assert "correct username and password" in admin_login(client, "vic", "wrong").content.decode()
+    response = admin_login(client, "vic", "staff password")
+    assert response.status_code == 200
+    assert re.search(r"Too many failed login attempts\. Try again in \d minutes", response.content.decode())
+    assert client.get("/admin/").status_code == 302  # still not signed in
+
+
+def test_the_right_password_within_the_limit_signs_in(client, view_only_staff):
+    for _ in range(4):
+        admin_login(client, "vic", "wrong")
+    assert admin_login(client, "vic", "staff password")["Location"] == "/admin/"
+
+
+def test_failed_account_logins_lock_the_admin_login_of_the_same_address(client, django_user_model):
+    django_user_model.objects.create_user("ops@example.com", "ops@example.com", "ops password", is_staff=True)
+    for _ in range(5):
+        client.post("/accounts/login/", {"login": "ops@example.com", "password": "wrong"})
+    response = admin_login(client, "ops@example.com", "ops password")
+    assert "Too many failed login attempts" in response.content.decode()
+
+
+def test_admin_login_attempts_are_throttled_per_ip(client, db, settings):
+    settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "login": "3/m/ip"}
+    for _ in range(3):
+        assert admin_login(client, "nobody", "wrong").status_code == 200
+    assert admin_login(client, "nobody", "wrong").status_code == 429
+
+
+def test_showing_the_admin_login_form_is_not_throttled(client, db, settings):
+    settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "login": "1/m/ip"}
+    for _ in range(3):
+        assert client.get(ADMIN_LOGIN).status_code == 200
