@@ -65,8 +65,8 @@ def event_verify(payload: bytes, signature: str | None) -> dict:
         )
     except stripe.SignatureVerificationError as error:
         raise SignatureInvalid(f"The Stripe-Signature header does not verify: {error.user_message}") from None
-    except UnicodeDecodeError:
-        raise EventMalformed("The body is not UTF-8 text.") from None
+    except UnicodeDecodeError:  # Stripe signs UTF-8 text: this body was never signed by it
+        raise SignatureInvalid("The body is not UTF-8 text, so it carries no Stripe signature.") from None
     return event_parse(payload)
 
 

@@ -185,6 +185,13 @@ def test_a_signed_body_nested_too_deep_for_the_parser_is_a_400(stripe_view_clien
     assert not StripeEvent.objects.exists()
 
 
+def test_a_body_that_is_not_utf8_is_refused_unverified(stripe_view_client, stripe_double):
+    response = post_signed(stripe_view_client, b'{"id": "evt_\xff"}')
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_signature"
+    assert not StripeEvent.objects.exists()
+
+
 def test_a_bad_signature_is_still_told_apart_from_a_malformed_event(webhook_client, stripe_double):
     payload = json.dumps([1, 2]).encode()
     response = webhook_client.post(
