@@ -39,6 +39,8 @@ class StripeEvent(models.Model):
                 condition=Q(status__in=EventStatus.values), name="stripe_event_status_valid"
             ),
         ]
+        # Replaying applies Stripe's state to a customer again: more than viewing.
+        permissions = [("replay_stripeevent", "Can replay Stripe event")]
 
     def __str__(self):
         return f"{self.type} {self.stripe_id}"
@@ -77,6 +79,8 @@ class StripeSync(models.Model):
                 condition=Q(status__in=SyncStatus.values), name="stripe_sync_status_valid"
             ),
         ]
+        # Replaying sends the change to Stripe again: more than viewing.
+        permissions = [("replay_stripesync", "Can replay Stripe sync")]
 
     def __str__(self):
         return f"{self.operation} {self.target}"

@@ -229,8 +229,9 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 
 # Accounts (django-allauth): sign-up and login by email and password. The
-# email must be verified before the first API key (accounts.views enforces
-# it); login does not wait for it, so a new user lands on the dashboard.
+# email must be verified before the first login: that is what lets sign-up
+# answer a registered address exactly as a new one (and email its owner
+# instead), so nobody learns who has an account. The key views check it too.
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
@@ -238,11 +239,14 @@ AUTHENTICATION_BACKENDS = [
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
-ACCOUNT_EMAIL_VERIFICATION = "optional"
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_PREVENT_ENUMERATION = True  # sign-up, login and password reset (accounts.W003 watches it)
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Tiered API] "
 # Attempts per client IP, counted in the default cache (Redis when REDIS_URL
-# is set; per process otherwise). Failed logins are also limited per account.
+# is set; per process otherwise). Failed logins are also limited per account,
+# and the lockout says in how many minutes to try again (accounts.lockout).
+# The admin login counts in the same "login" and "login_failed" limits.
 ACCOUNT_RATE_LIMITS = {
     "signup": env.str("SIGNUP_RATE_LIMIT", default="10/h/ip"),
     "login": env.str("LOGIN_RATE_LIMIT", default="30/m/ip"),
