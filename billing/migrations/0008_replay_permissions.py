@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0006_overage_report_period'),
+        ('billing', '0007_closed_period'),
     ]
 
     operations = [
