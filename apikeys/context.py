@@ -29,6 +29,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, transaction
 
+from core.breaker import cache_breaker
 from core.errors import AppError
 
 from .last_used import api_keys_record_use
@@ -169,35 +170,28 @@ class KeyContextCache:
         now = self._clock()
         if now - self._checked_at < self.ttl:
             return
-        try:
-            version = cache.get(VERSION_KEY)
-        except Exception:
-            # The shared cache is down: keep what we have rather than fail
-            # authentication; the limiter decides what Redis being down means.
-            logger.warning("key context version check failed", exc_info=True)
-            return
+        version = _shared_cache("get", VERSION_KEY)
         with self._lock:
-            if version != self._version:
+            # Redis down: keep what we have rather than fail authentication (the
+            # limiter decides what Redis being down means); ask again after the TTL.
+            if version is not UNREACHABLE and version != self._version:
                 self._entries = {}
                 self._version = version
             self._checked_at = now
 
     def _shared_get(self, hashed_key: str, older: tuple[str, ...]) -> KeyContext | None:
         shared_key = f"apikeys:v1:ctx:{self._version}:{hashed_key}"
-        try:
-            cached = cache.get(shared_key)
-        except Exception:
-            logger.warning("shared key context cache unreachable", exc_info=True)
+        cached = _shared_cache("get", shared_key)
+        if cached is UNREACHABLE:
             return self._load(hashed_key, older)
         if cached is not None:
             return cached
         context = self._load(hashed_key, older)
-        if context is not None:
-            try:
-                cache.set(shared_key, context, SHARED_TTL_SECONDS)
-                cache.set(LAST_KNOWN_PREFIX + hashed_key, context, LAST_KNOWN_TTL_SECONDS)
-            except Exception:
-                logger.warning("shared key context cache unreachable", exc_info=True)
+        if (
+            context is not None
+            and _shared_cache("set", shared_key, context, SHARED_TTL_SECONDS) is not UNREACHABLE
+        ):
+            _shared_cache("set", LAST_KNOWN_PREFIX + hashed_key, context, LAST_KNOWN_TTL_SECONDS)
         return context
 
     def _load(self, hashed_key: str, older: tuple[str, ...]) -> KeyContext | None:
@@ -211,11 +205,8 @@ class KeyContextCache:
             entry = self._entries.get(hashed_key)
             if entry is not None:
                 return entry[0]
-            try:
-                last_known = cache.get(LAST_KNOWN_PREFIX + hashed_key)
-            except Exception:
-                last_known = None
-            if last_known is None:
+            last_known = _shared_cache("get", LAST_KNOWN_PREFIX + hashed_key)
+            if last_known is None or last_known is UNREACHABLE:
                 raise ContextUnavailable() from None
             return last_known
 
@@ -231,6 +222,29 @@ class KeyContextCache:
             self._last_used_flushed_at = self._clock()
         if pending:
             api_keys_record_use(last_used=pending)
+
+
+UNREACHABLE = object()  # what _shared_cache answers while Redis is down
+
+
+def _shared_cache(operation: str, *args):
+    """cache.<operation>(*args), or UNREACHABLE when Redis is down. The
+    breaker (core.breaker) spares each request the timeout once one call
+    failed, and logs the outage once rather than per request."""
+    breaker = cache_breaker()
+    if breaker is not None and not breaker.allow():
+        return UNREACHABLE
+    try:
+        result = getattr(cache, operation)(*args)
+    except Exception as error:
+        if breaker is not None:
+            breaker.failed(error)
+        else:
+            logger.warning("shared key context cache unreachable", exc_info=True)
+        return UNREACHABLE
+    if breaker is not None:
+        breaker.succeeded()
+    return result
 
 
 key_contexts = KeyContextCache(ttl=settings.KEY_CONTEXT_TTL_SECONDS)

@@ -53,9 +53,14 @@ def json_exception_handler(exc, context):
     from rest_framework.views import exception_handler as drf_exception_handler
 
     if isinstance(exc, AppError):
-        return Response(
+        response = Response(
             error_body(exc.code, exc.detail, **exc.extra), status=exc.status_code, headers=exc.headers
         )
+        if exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+            # A dependency is down: that is logged once as it starts and ends
+            # (core.breaker), not as one django.request error per refused request.
+            response._has_been_logged = True
+        return response
 
     # Convert Django's own exceptions first so they get the same JSON shape.
     if isinstance(exc, Http404):

@@ -187,7 +187,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # No REDIS_URL means the embedded in-process backends.
 REDIS_URL = env.str("REDIS_URL", default="")
-REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=0.5)
+# A hung Redis costs a request at most this (then the breaker fails fast:
+# core.breaker), so that every API request answers within 250 ms.
+REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=0.2)
+# After a failed call, each process fails Redis calls at once for this long,
+# then lets one request probe: serving resumes this soon after Redis answers.
+REDIS_DOWN_BACKOFF_SECONDS = env.float("REDIS_DOWN_BACKOFF_SECONDS", default=1.0)
 if REDIS_URL:
     CACHES = {
         "default": {

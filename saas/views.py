@@ -25,10 +25,12 @@ def pricing(request):
 def healthz(request):
     """200 when every configured dependency answers, else 503. Never metered."""
     healthy, checks = run_checks()
-    return JsonResponse(
+    response = JsonResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks},
         status=200 if healthy else 503,
     )
+    response._has_been_logged = True  # probed every few seconds: an outage is logged once (core.breaker)
+    return response
 
 
 def _wants_json(request) -> bool:

@@ -22,6 +22,8 @@ from django.core.cache import caches
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from core.breaker import redis_breaker
+
 from .contract import (
     PENDING_TTL_MS,
     QUOTA_TTL_SLACK_MS,
@@ -106,6 +108,7 @@ class RedisLimiter:
         # Limits by id (kept alive here, so the id stays theirs) -> their packed call.
         self._prepared: dict[int, tuple[Limits, Prepared]] = {}
         self._clock = RedisClock()
+        self._fixed_breaker = None
 
     def check(
         self,
@@ -181,11 +184,25 @@ class RedisLimiter:
         return script(keys=keys, args=[*args, self._clock.deadline_ms(client)], client=client)
 
     def _run(self, call, *args):
-        """`call(client, *args)`, with Redis out of reach raised as LimiterUnavailable."""
+        """`call(client, *args)`, with Redis out of reach raised as LimiterUnavailable:
+        at once while the breaker says Redis is down (core.breaker)."""
+        client, breaker = self._client_and_breaker()
+        if not breaker.allow():
+            raise LimiterUnavailable(f"{breaker.name} is down: failing fast")
         try:
-            return call(self._fixed_client or django_redis_client(), *args)
+            result = call(client, *args)
         except (RedisConnectionError, RedisTimeoutError) as error:
+            breaker.failed(error)
             raise LimiterUnavailable(str(error)) from error
+        breaker.succeeded()
+        return result
+
+    def _client_and_breaker(self):
+        if self._fixed_client is None:
+            return django_redis_client(), _thread_client.breaker
+        if self._fixed_breaker is None:
+            self._fixed_breaker = redis_breaker(self._fixed_client)
+        return self._fixed_client, self._fixed_breaker
 
 
 def _kept_response(claimed: ClaimedKey | None) -> list:
@@ -199,6 +216,7 @@ def _kept_response(claimed: ClaimedKey | None) -> list:
 class _ThreadClient(threading.local):
     cache = None
     client = None
+    breaker = None
 
 
 _thread_client = _ThreadClient()
@@ -211,4 +229,5 @@ def django_redis_client():
     cache, local = caches["default"], _thread_client
     if local.cache is not cache:
         local.cache, local.client = cache, cache.client.get_client(write=True)
+        local.breaker = redis_breaker(local.client)
     return local.client

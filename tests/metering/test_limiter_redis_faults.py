@@ -20,6 +20,7 @@ import pytest
 import redis
 import time_machine
 
+from core.breaker import breakers_reset
 from metering.keys import idempotency_record, pending_key
 from metering.limiter import ClaimOutcome, LimiterUnavailable, Limits, RedisLimiter, SettleRequest
 from metering.limiter.redis_backend import CHECK_AND_RESERVE
@@ -82,6 +83,10 @@ class RedisServer:
     def pause(self):
         os.kill(self.process.pid, signal.SIGSTOP)
 
+    def resume(self):
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
     def sleep_in_background(self, seconds):
         """DEBUG SLEEP: Redis stalls, then runs what was queued meanwhile (as
         after a slow fork or a long script). Join the thread to wait until it woke."""
@@ -110,6 +115,16 @@ def make_limits():
 
 def now_ms():
     return int(time.time() * 1000)
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(settings):
+    """Each test here kills or stalls its own server and calls again at once:
+    without a backoff, the breaker (core.breaker) lets every call try."""
+    settings.REDIS_DOWN_BACKOFF_SECONDS = 0
+    breakers_reset()
+    yield
+    breakers_reset()
 
 
 @pytest.fixture
@@ -359,3 +374,15 @@ def test_a_clock_far_from_redis_clock_does_not_make_checks_late(server, limiter,
         assert limiter.check(limits, now_ms=now_ms(), bill_field=FIELD).admitted
         time.sleep(0.3)  # the frozen wall clock now lags the monotonic one
         assert limiter.check(limits, now_ms=now_ms(), bill_field=FIELD).quota_used == 2
+
+
+def test_after_a_failed_call_the_next_ones_fail_fast_until_the_backoff_ends(server, limiter, settings):
+    settings.REDIS_DOWN_BACKOFF_SECONDS = 60
+    breakers_reset()
+    limiter.check(make_limits(), now_ms=now_ms())
+    server.pause()
+    with pytest.raises(LimiterUnavailable, match="timed out|Timeout"):
+        limiter.check(make_limits(), now_ms=now_ms())
+    server.resume()  # answering again, but the backoff has not ended
+    with pytest.raises(LimiterUnavailable, match="failing fast"):
+        limiter.check(make_limits(), now_ms=now_ms())
