@@ -45,6 +45,7 @@ class TCPProxy:
         self._stopped = threading.Event()
         self._listener: socket.socket | None = None
         self._links: set[_Link] = set()
+        self._accepted = 0
         self._threads: list[threading.Thread] = []
 
     # Lifecycle
@@ -100,6 +101,12 @@ class TCPProxy:
         with self._lock:
             return len(self._links)
 
+    @property
+    def accepted_connections(self) -> int:
+        """Connections accepted since start(), open or not."""
+        with self._lock:
+            return self._accepted
+
     # Inside
 
     def _spawn(self, target, name: str, *args) -> None:
@@ -147,6 +154,7 @@ class TCPProxy:
             link = _Link(self, client)
             with self._lock:
                 self._links.add(link)
+                self._accepted += 1
             self._spawn(link.run, "tcp-proxy-link")
 
     def _forget(self, link: "_Link") -> None:
@@ -220,4 +228,3 @@ class _Link:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
-

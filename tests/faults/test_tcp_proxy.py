@@ -104,7 +104,7 @@ def test_a_cut_closes_open_connections_and_new_ones_are_forwarded(proxy):
 def test_refusing_closes_the_port_until_it_forwards_again(proxy):
     with connect(proxy) as sock:
         proxy.refuse()
-        assert sock.recv(100) == b""
+        assert closed_by_peer(sock)
     with pytest.raises(ConnectionRefusedError):
         connect(proxy)
     proxy.forward()
@@ -113,13 +113,13 @@ def test_refusing_closes_the_port_until_it_forwards_again(proxy):
         assert sock.recv(100) == b"back"
 
 
-def test_it_counts_open_connections(proxy):
+def test_it_counts_open_and_accepted_connections(proxy):
     with connect(proxy) as sock:
         sock.sendall(b"ping")
         sock.recv(100)
-        assert proxy.open_connections == 1
+        assert (proxy.open_connections, proxy.accepted_connections) == (1, 1)
         proxy.cut()
-        assert proxy.open_connections == 0
+        assert (proxy.open_connections, proxy.accepted_connections) == (0, 1)
 
 
 def test_stop_releases_held_connections(echo_server):
