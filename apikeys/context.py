@@ -27,7 +27,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, transaction
 
-from core.errors import AppError
+from core.errors import DatabaseUnavailable
 
 from .last_used import api_keys_record_use
 from .models import APIKey
@@ -49,13 +49,8 @@ LAST_KNOWN_PREFIX = "apikeys:v1:ctx-last:"
 LAST_KNOWN_TTL_SECONDS = 7 * 24 * 3600
 
 
-class ContextUnavailable(AppError):
-    status_code = 503
-    code = "service_unavailable"
+class ContextUnavailable(DatabaseUnavailable):
     detail = "The key could not be checked right now: the database is unreachable. Retry shortly."
-
-    def __init__(self):
-        super().__init__(headers={"Retry-After": "5"})
 
 
 def _timestamp(moment: datetime | None) -> float | None:
