@@ -5,7 +5,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from apikeys import authentication
+from apikeys.context import LAST_USED_FLUSH_SECONDS, KeyContextCache
 from apikeys.services import api_key_create
+from tests.apikeys.test_context import FakeClock
 from tests.faults.postgres import default_connection_through, postgres_proxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,3 +70,17 @@ def test_a_key_never_seen_answers_503_database_unavailable(proxy, customer):
     assert response.json()["error"] == "database_unavailable"
     assert response["Retry-After"] == str(settings.DATABASE_UNAVAILABLE_RETRY_AFTER)
 
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The process's key contexts on a clock the test moves."""
+    clock = FakeClock()
+    monkeypatch.setattr(authentication, "key_contexts", KeyContextCache(ttl=1.0, clock=clock))
+    return clock
+
+
+def test_a_last_used_write_that_fails_does_not_fail_the_request(proxy, key_client, clock):
+    assert key_client.get(ECHO).status_code == 200
+    proxy.refuse()
+    clock.now += LAST_USED_FLUSH_SECONDS  # the use is due to be written, and cannot be
+    assert key_client.get(ECHO).status_code == 200
