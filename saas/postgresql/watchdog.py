@@ -49,6 +49,11 @@ class Watchdog:
             if self._release(ticket):
                 raise Unanswered(f"PostgreSQL did not answer within {seconds:g} s.") from error
             raise
+        except BaseException:
+            # Interrupted (a worker told to stop): let go of the socket all the
+            # same, or its fd, once reused, could be shut down later.
+            self._release(ticket)
+            raise
         if self._release(ticket):
             # Cut just as the answer came (or the function swallowed the error,
             # as Django's health check does): the connection is broken either way.
