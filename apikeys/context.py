@@ -30,9 +30,9 @@ from django.core.cache import cache
 from django.db import DatabaseError, transaction
 
 from core.breaker import cache_breaker
-from core.errors import AppError
+from core.errors import DatabaseUnavailable
 
-from .last_used import api_keys_record_use
+from .last_used import LastUsedWriter, api_keys_record_use, last_used_writer
 from .models import APIKey
 
 logger = logging.getLogger(__name__)
@@ -52,13 +52,8 @@ LAST_KNOWN_PREFIX = "apikeys:v1:ctx-last:"
 LAST_KNOWN_TTL_SECONDS = 7 * 24 * 3600
 
 
-class ContextUnavailable(AppError):
-    status_code = 503
-    code = "service_unavailable"
+class ContextUnavailable(DatabaseUnavailable):
     detail = "The key could not be checked right now: the database is unreachable. Retry shortly."
-
-    def __init__(self):
-        super().__init__(headers={"Retry-After": "5"})
 
 
 def _timestamp(moment: datetime | None) -> float | None:
@@ -137,9 +132,10 @@ def _move_to_current_pepper(api_key: APIKey, hashed_key: str) -> None:
 class KeyContextCache:
     """The per-process layer, in front of the shared cache and the database."""
 
-    def __init__(self, ttl: float, clock=time.monotonic):
+    def __init__(self, ttl: float, clock=time.monotonic, writer: LastUsedWriter = last_used_writer):
         self.ttl = ttl
         self._clock = clock
+        self._writer = writer
         self._entries: dict[str, tuple[KeyContext | None, float]] = {}  # -> (context, loaded at)
         self._version = None
         self._checked_at = float("-inf")
@@ -211,17 +207,23 @@ class KeyContextCache:
             return last_known
 
     def note_use(self, key_id: int, when: float) -> None:
-        """Remember a key's use; written to the database at most once a minute per process."""
+        """Remember a key's use; handed to the writer thread at most once a
+        minute per process, so the request never waits on the database."""
         self._last_used[key_id] = when
         if self._clock() - self._last_used_flushed_at >= LAST_USED_FLUSH_SECONDS:
-            self.flush_last_used()
+            self._writer.submit(self._take_last_used())
 
     def flush_last_used(self) -> None:
+        """Write the uses noted so far, now, in this thread."""
+        pending = self._take_last_used()
+        if pending:
+            api_keys_record_use(last_used=pending)
+
+    def _take_last_used(self) -> dict[int, float]:
         with self._lock:
             pending, self._last_used = self._last_used, {}
             self._last_used_flushed_at = self._clock()
-        if pending:
-            api_keys_record_use(last_used=pending)
+        return pending
 
 
 UNREACHABLE = object()  # what _shared_cache answers while Redis is down

@@ -1,13 +1,20 @@
 """One error shape for the whole API: {"error": "<code>", "detail": "<message>"}.
 
 Apps raise `AppError` subclasses (or DRF exceptions); `json_exception_handler`
-renders both, keeping the headers DRF sets (WWW-Authenticate, Retry-After).
+renders both, keeping the headers DRF sets (WWW-Authenticate, Retry-After),
+and turns a database out of reach into `503 database_unavailable`.
 """
 
+import logging
+
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
 
 
 class AppError(Exception):
@@ -32,6 +39,20 @@ class AppError(Exception):
         super().__init__(self.detail)
 
 
+# What django.db raises when the database cannot be reached or gave up (a
+# timeout, a closed connection); any other DatabaseError is a bug, a 500.
+DATABASE_UNREACHABLE_ERRORS = (OperationalError, InterfaceError)
+
+
+class DatabaseUnavailable(AppError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "database_unavailable"
+    detail = "The database cannot be reached right now. Retry shortly."
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail, headers={"Retry-After": str(settings.DATABASE_UNAVAILABLE_RETRY_AFTER)})
+
+
 def error_body(code: str, detail: str, **extra) -> dict:
     return {"error": code, "detail": detail, **extra}
 
@@ -52,6 +73,9 @@ def json_exception_handler(exc, context):
     # classes from settings, and those import this module.
     from rest_framework.views import exception_handler as drf_exception_handler
 
+    if isinstance(exc, DATABASE_UNREACHABLE_ERRORS):
+        logger.warning("database unreachable: %s", exc)
+        exc = DatabaseUnavailable()
     if isinstance(exc, AppError):
         response = Response(
             error_body(exc.code, exc.detail, **exc.extra), status=exc.status_code, headers=exc.headers

@@ -149,6 +149,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A view or page that cannot reach the database answers 503, not 500.
+    "saas.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -183,6 +185,32 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# PostgreSQL timeouts. A web request must fail fast when the database stalls;
+# Celery tasks and management commands (migrations, reconciles) may run long.
+# DATABASE_TIMEOUTS=task picks their pair: manage.py sets it for every command
+# but runserver, Celery workers are started with it.
+DATABASE_TIMEOUTS = env.str("DATABASE_TIMEOUTS", default="web")
+if DATABASE_TIMEOUTS not in ("web", "task"):
+    raise ImproperlyConfigured(f"DATABASE_TIMEOUTS must be web or task, not {DATABASE_TIMEOUTS!r}.")
+_TASK = DATABASE_TIMEOUTS == "task"
+_TIMEOUTS_PREFIX = "DATABASE_TASK_" if _TASK else "DATABASE_"
+# Whole seconds, 2 at least (libpq's rule).
+DATABASE_CONNECT_TIMEOUT_SECONDS = env.int(
+    f"{_TIMEOUTS_PREFIX}CONNECT_TIMEOUT_SECONDS", default=10 if _TASK else 2
+)
+DATABASE_STATEMENT_TIMEOUT_SECONDS = env.float(
+    f"{_TIMEOUTS_PREFIX}STATEMENT_TIMEOUT_SECONDS", default=300.0 if _TASK else 3.0
+)
+DATABASE_UNAVAILABLE_RETRY_AFTER = env.int("DATABASE_UNAVAILABLE_RETRY_AFTER", default=5)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, bounding what the server itself cannot time out (saas/postgresql/).
+    DATABASES["default"]["ENGINE"] = "saas.postgresql"
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        connect_timeout=DATABASE_CONNECT_TIMEOUT_SECONDS,
+        statement_timeout=DATABASE_STATEMENT_TIMEOUT_SECONDS,
+        unreachable_backoff=env.float("DATABASE_UNREACHABLE_BACKOFF_SECONDS", default=1.0),
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # No REDIS_URL means the embedded in-process backends.

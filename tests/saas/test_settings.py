@@ -198,3 +198,56 @@ def test_a_secret_left_as_readmes_placeholder_refuses_to_start(name):
     result = _run(SETUP, **_production(**{name: "<50+ random characters>"}))
     assert result.returncode != 0
     assert f"ImproperlyConfigured: {name} still holds a placeholder" in result.stderr
+
+
+POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/saas"
+PRINT_TIMEOUTS = (
+    f"{SETUP}; from django.conf import settings; database = settings.DATABASES['default']; "
+    "options = database['OPTIONS']; "
+    "print(database['ENGINE'], options['connect_timeout'], options['statement_timeout'])"
+)
+
+
+def test_web_processes_get_short_postgresql_timeouts():
+    result = _run(PRINT_TIMEOUTS, **_production(DATABASE_URL=POSTGRES_URL, DATABASE_TIMEOUTS=None))
+    assert result.stdout.split() == ["saas.postgresql", "2", "3.0"], result.stderr
+
+
+def test_tasks_and_commands_get_long_postgresql_timeouts():
+    result = _run(PRINT_TIMEOUTS, **_production(DATABASE_URL=POSTGRES_URL, DATABASE_TIMEOUTS="task"))
+    assert result.stdout.split() == ["saas.postgresql", "10", "300.0"], result.stderr
+
+
+def test_postgresql_timeouts_come_from_the_environment():
+    result = _run(
+        PRINT_TIMEOUTS,
+        **_production(
+            DATABASE_URL=POSTGRES_URL,
+            DATABASE_TIMEOUTS=None,
+            DATABASE_CONNECT_TIMEOUT_SECONDS="4",
+            DATABASE_STATEMENT_TIMEOUT_SECONDS="7.5",
+            DATABASE_TASK_STATEMENT_TIMEOUT_SECONDS="900",
+        ),
+    )
+    assert result.stdout.split() == ["saas.postgresql", "4", "7.5"], result.stderr
+
+
+def test_an_unknown_kind_of_postgresql_timeouts_refuses_to_start():
+    result = _run(SETUP, **_production(DATABASE_URL=POSTGRES_URL, DATABASE_TIMEOUTS="batch"))
+    assert result.returncode != 0
+    assert "DATABASE_TIMEOUTS" in result.stderr
+
+
+def test_management_commands_get_the_task_timeouts():
+    code = "from django.conf import settings; print(settings.DATABASE_STATEMENT_TIMEOUT_SECONDS)"
+    env = {**os.environ, "DATABASE_URL": POSTGRES_URL}
+    env.pop("DATABASE_TIMEOUTS", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--verbosity", "0", "-c", code],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "300.0", result.stderr
