@@ -9,7 +9,8 @@ ends (with how many calls failed fast meanwhile), not one per request.
 
 One breaker per Redis connection pool (`redis_breaker`): the key context
 cache and the limiter share the default cache's pool, so whichever notices
-first spares the other its timeout.
+first spares the other its timeout. PostgreSQL has one per server
+(saas/postgresql).
 """
 
 import logging
@@ -33,8 +34,10 @@ class Breaker:
         self._down_since = 0.0
         self._failed_fast = 0
 
-    def allow(self) -> bool:
-        """May a call be made now? While closed: yes (one attribute read)."""
+    def allow(self, probe_seconds: float | None = None) -> bool:
+        """May a call be made now? While closed: yes (one attribute read).
+        `probe_seconds`: how long a probe may take (its timeout), during which
+        the others keep failing fast; the backoff by default."""
         if self._open_until is None:
             return True
         with self._lock:
@@ -42,7 +45,8 @@ class Breaker:
             if self._open_until is None:
                 return True
             if now >= self._open_until:
-                self._open_until = now + self.backoff  # this caller probes; the others keep failing fast
+                # This caller probes; the others keep failing fast meanwhile.
+                self._open_until = now + max(self.backoff, probe_seconds or 0)
                 return True
             self._failed_fast += 1
             return False

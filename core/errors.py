@@ -74,7 +74,7 @@ def json_exception_handler(exc, context):
     from rest_framework.views import exception_handler as drf_exception_handler
 
     if isinstance(exc, DATABASE_UNREACHABLE_ERRORS):
-        logger.warning("database unreachable: %s", exc)
+        logger.debug("database unreachable: %s", exc)  # the outage is logged once (core.breaker)
         exc = DatabaseUnavailable()
     if isinstance(exc, AppError):
         response = Response(

@@ -23,5 +23,6 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request, exception):
         if not isinstance(exception, DATABASE_UNREACHABLE_ERRORS):
             return None
-        logger.warning("database unreachable (%s): %s", request.path, exception)
+        # Per request at debug only: the outage is logged as it starts and ends (core.breaker).
+        logger.debug("database unreachable (%s): %s", request.path, exception)
         return database_unavailable(request)

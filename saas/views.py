@@ -59,4 +59,5 @@ def database_unavailable(request):
     else:
         response = HttpResponse(render_to_string("503.html"), status=503)
     response["Retry-After"] = str(settings.DATABASE_UNAVAILABLE_RETRY_AFTER)
+    response._has_been_logged = True  # no django.request error per refused request
     return response

@@ -18,7 +18,7 @@ Whatever gives up raises django.db's OperationalError.
 from django.db import OperationalError
 from django.db.backends.postgresql import base
 
-from .watchdog import Unanswered, reachability, watchdog
+from .watchdog import Unanswered, server_breaker, watchdog
 
 # The server's own statement_timeout fires first and leaves the connection
 # usable; the client cuts only what the server could not cancel.
@@ -37,7 +37,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         statement_timeout = options.get("statement_timeout")
         self.statement_timeout = float(statement_timeout) if statement_timeout else None
         self.unreachable_backoff = float(options.get("unreachable_backoff", DEFAULT_BACKOFF_SECONDS))
-        self.reachability = reachability(str(settings_dict["HOST"]), str(settings_dict["PORT"]))
         self.execute_wrappers.append(self._bounded_execute)
 
     def get_connection_params(self):
@@ -50,17 +49,24 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return params
 
     def get_new_connection(self, conn_params):
-        self.reachability.check(probe_seconds=self.connect_seconds or self.unreachable_backoff)
+        breaker = self._breaker(conn_params.get("host"), conn_params.get("port"))
+        self._check_breaker(breaker, self.connect_seconds)
         try:
             connection = super().get_new_connection(conn_params)
-        except base.Database.errors.ConnectionTimeout:
-            self.reachability.unanswered(self.unreachable_backoff)
+        except (base.Database.errors.ConnectionTimeout, base.Database.OperationalError) as error:
+            breaker.failed(error)  # hung, refused or turned away: down either way
             raise
-        except base.Database.Error:
-            self.reachability.answered()  # refused or turned away: down, not hung
-            raise
-        self.reachability.answered()
+        breaker.succeeded()
         return connection
+
+    def _breaker(self, host, port):
+        """The breaker of the server a connection is (being) made to: its
+        address, not the settings', which a test or a failover may change."""
+        return server_breaker(str(host or ""), str(port or ""), self.unreachable_backoff)
+
+    def _check_breaker(self, breaker, probe_seconds: float | None) -> None:
+        if not breaker.allow(probe_seconds):
+            raise OperationalError("PostgreSQL did not answer a moment ago; not waiting on it again yet.")
 
     def init_connection_state(self):
         self._bounded(self.connect_seconds, super().init_connection_state)
@@ -90,16 +96,17 @@ class DatabaseWrapper(base.DatabaseWrapper):
             fileno = self.connection.fileno()
         except base.Database.Error:
             return function()  # the connection is already broken: it fails at once
-        self.reachability.check(probe_seconds=seconds)
+        breaker = self._breaker(self.connection.info.host, self.connection.info.port)
+        self._check_breaker(breaker, seconds)
         try:
             result = watchdog.call(fileno, seconds, function)
-        except Unanswered:
-            self.reachability.unanswered(self.unreachable_backoff)
+        except Unanswered as error:
+            breaker.failed(error)
             raise
         except Exception:
-            self.reachability.answered()  # an error, but an answer
+            breaker.succeeded()  # an error, but an answer
             raise
-        self.reachability.answered()
+        breaker.succeeded()
         return result
 
     def _round_trip_seconds(self) -> float | None:

@@ -18,6 +18,8 @@ from typing import TypeVar
 
 from django.db import OperationalError
 
+from core.breaker import Breaker
+
 Result = TypeVar("Result")
 
 
@@ -112,41 +114,23 @@ def _shut_down(fileno: int) -> None:
         sock.close()
 
 
-class Reachability:
-    """Per server: after it failed to answer in time, fail at once for `backoff`
-    seconds rather than let every request wait out a timeout; then let one
-    caller probe while the others keep failing; the first answer ends it."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._refuse_until = 0.0  # on the clock; 0: reachable
-
-    def check(self, probe_seconds: float) -> None:
-        if not self._refuse_until:
-            return  # the common case, without the lock
-        with self._lock:
-            now = self._clock()
-            if now < self._refuse_until:
-                raise OperationalError(
-                    "PostgreSQL did not answer in time a moment ago; not waiting on it again yet."
-                )
-            self._refuse_until = now + probe_seconds  # this caller probes; the others still fail fast
-
-    def answered(self) -> None:
-        if self._refuse_until:
-            self._refuse_until = 0.0
-
-    def unanswered(self, backoff: float) -> None:
-        with self._lock:
-            self._refuse_until = self._clock() + backoff
-
-
 watchdog = Watchdog()
-_servers: dict[tuple[str, str], Reachability] = {}
+_servers: dict[tuple[str, str], Breaker] = {}
 _servers_lock = threading.Lock()
 
 
-def reachability(host: str, port: str) -> Reachability:
+def server_breaker(host: str, port: str, backoff: float) -> Breaker:
+    """Per server: after it failed to answer (or refused), fail at once for
+    `backoff` seconds rather than let every request wait out a timeout, then
+    let one caller probe; logged once as it starts and once as it ends."""
+    breaker = _servers.get((host, port))  # every round trip asks: no lock on the way
+    if breaker is None:
+        with _servers_lock:
+            breaker = _servers.setdefault((host, port), Breaker(f"PostgreSQL {host}:{port}", backoff=backoff))
+    return breaker
+
+
+def server_breakers_reset() -> None:
+    """Forget every server's breaker (tests that refuse and then forward a server)."""
     with _servers_lock:
-        return _servers.setdefault((host, port), Reachability())
+        _servers.clear()

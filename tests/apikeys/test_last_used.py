@@ -6,6 +6,7 @@ import pytest
 
 from apikeys.last_used import LastUsedWriter
 from apikeys.models import APIKey
+from saas.postgresql.watchdog import server_breakers_reset
 from tests.faults.postgres import default_connection_through, postgres_proxy
 
 # The writer's thread has its own connection: it sees only committed rows.
@@ -39,6 +40,7 @@ def test_a_batch_that_fails_is_kept_and_written_with_the_next(writer, api_key, r
         writer.submit({api_key.api_key.pk: 1_800_000_000})
         assert writer.wait_until_idle(WAIT_SECONDS)
         proxy.forward()
+        server_breakers_reset()  # as once the backoff after the refusal has passed
         writer.submit({revoked_key.api_key.pk: 1_800_000_100})
         assert writer.wait_until_idle(WAIT_SECONDS)
     assert last_used_at(api_key) == moment(1_800_000_000)
@@ -51,6 +53,7 @@ def test_a_failed_batch_is_not_retried_until_the_next_hand_over(writer, api_key)
         writer.submit({api_key.api_key.pk: 1_800_000_000})
         assert writer.wait_until_idle(WAIT_SECONDS)
         proxy.forward()
+        server_breakers_reset()  # as once the backoff after the refusal has passed
         assert writer.wait_until_idle(WAIT_SECONDS)
     assert last_used_at(api_key) is None
 
@@ -61,6 +64,7 @@ def test_merged_batches_keep_each_keys_latest_use(writer, api_key):
         writer.submit({api_key.api_key.pk: 1_800_000_100})
         assert writer.wait_until_idle(WAIT_SECONDS)
         proxy.forward()
+        server_breakers_reset()  # as once the backoff after the refusal has passed
         writer.submit({api_key.api_key.pk: 1_800_000_000})
         assert writer.wait_until_idle(WAIT_SECONDS)
     assert last_used_at(api_key) == moment(1_800_000_100)

@@ -71,3 +71,13 @@ def test_an_outage_is_logged_twice_whatever_the_number_of_calls(caplog):
     assert [(r.levelname, r.exc_info) for r in caplog.records] == [("ERROR", None), ("WARNING", None)]
     assert "unreachable (TimeoutError: no answer)" in caplog.records[0].getMessage()
     assert "answers again after 3.0 s; 30 calls failed fast" in caplog.records[1].getMessage()
+
+
+def test_a_probe_longer_than_the_backoff_keeps_the_others_failing_fast_while_it_runs():
+    clock = Clock()
+    breaker = Breaker("PostgreSQL", backoff=1.0, clock=clock)
+    breaker.failed(TimeoutError("no answer"))
+    clock.now += 1.0
+    assert breaker.allow(probe_seconds=3.5)
+    clock.now += 3.0
+    assert not breaker.allow(probe_seconds=3.5)

@@ -1,14 +1,18 @@
 """PostgreSQL down (its port refused by the fault proxy): 503s, never 500s; cached keys still served."""
 
+import logging
+
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connection
 from rest_framework.test import APIClient
 
 from apikeys import authentication
 from apikeys.context import LAST_USED_FLUSH_SECONDS, KeyContextCache
 from apikeys.services import api_key_create
 from tests.apikeys.test_context import FakeClock
+from tests.celery_worker import wait_for
 from tests.faults.postgres import default_connection_through, postgres_proxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -84,3 +88,18 @@ def test_a_last_used_write_that_fails_does_not_fail_the_request(proxy, key_clien
     proxy.refuse()
     clock.now += LAST_USED_FLUSH_SECONDS  # the use is due to be written, and cannot be
     assert key_client.get(ECHO).status_code == 200
+
+
+def test_an_outage_logs_one_line_as_it_starts_and_one_as_it_ends(proxy, client, default_tiers, caplog):
+    """Not a line (nor a traceback) per refused request: the breaker's two lines."""
+    assert client.get("/pricing/").status_code == 200
+    with caplog.at_level(logging.DEBUG):
+        proxy.refuse()
+        connection.close()  # cut by the refusal: a server closes it after the request it failed
+        assert [client.get("/pricing/").status_code for _ in range(20)] == [503] * 20
+        proxy.forward()
+        wait_for(lambda: client.get("/pricing/").status_code == 200, "serve once PostgreSQL answers")
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.levelname for r in loud] == ["ERROR", "WARNING"], [r.getMessage() for r in loud]
+    assert "unreachable" in loud[0].getMessage() and "answers again" in loud[1].getMessage()
+    assert not [r for r in caplog.records if r.exc_info]

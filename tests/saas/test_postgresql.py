@@ -8,8 +8,7 @@ import pytest
 from django.db import OperationalError, connection
 
 from saas.postgresql.base import DatabaseWrapper
-from saas.postgresql.watchdog import Reachability, Unanswered
-from tests.apikeys.test_context import FakeClock
+from saas.postgresql.watchdog import Unanswered
 from tests.faults.postgres import postgres_proxy
 
 pytestmark = pytest.mark.django_db
@@ -98,53 +97,16 @@ def test_after_a_timeout_the_process_does_not_wait_on_that_server_again(faulty, 
     assert proxy.accepted_connections == accepted
 
 
-def test_a_server_that_refuses_is_not_remembered_as_hung(proxy):
-    refused = through(proxy, connect_timeout=2)
+def test_a_server_that_refused_is_connected_to_again_once_the_backoff_ends(proxy):
+    refused = through(proxy, connect_timeout=2, unreachable_backoff=0)
     proxy.refuse()
     with pytest.raises(OperationalError, match="refused"):
         refused.ensure_connection()
     proxy.forward()
-    assert select_one(through(proxy, connect_timeout=2)) == 1
+    assert select_one(through(proxy, connect_timeout=2, unreachable_backoff=0)) == 1
 
 
 def test_our_options_are_not_passed_to_libpq(proxy):
     params = through(proxy, statement_timeout=2.5, unreachable_backoff=1).get_connection_params()
     assert "statement_timeout" not in params and "unreachable_backoff" not in params
     assert "-c statement_timeout=2500" in params["options"]
-
-
-# Reachability on a clock the test moves.
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def server(clock):
-    return Reachability(clock=clock)
-
-
-def test_within_the_backoff_every_caller_fails_at_once(server, clock):
-    server.unanswered(backoff=1.0)
-    clock.now += 0.9
-    with pytest.raises(OperationalError):
-        server.check(probe_seconds=2)
-
-
-def test_after_the_backoff_one_caller_probes_while_the_others_still_fail(server, clock):
-    server.unanswered(backoff=1.0)
-    clock.now += 1.0
-    server.check(probe_seconds=2)  # the probe
-    with pytest.raises(OperationalError):
-        server.check(probe_seconds=2)
-
-
-def test_an_answer_ends_the_backoff(server, clock):
-    server.unanswered(backoff=1.0)
-    clock.now += 1.0
-    server.check(probe_seconds=2)
-    server.answered()
-    server.check(probe_seconds=2)
-    server.check(probe_seconds=2)
