@@ -75,7 +75,7 @@ clean:
 # on 127.0.0.1 and FLUSH Redis database 10 (override: BENCH_REDIS_URL);
 # bench-http drives the load with Debian's wrk, installed from apt when missing
 # (benchmarks/http_load.py falls back to a Python load generator without it).
-.PHONY: install-bench bench-limiter bench-http bench-instructions bench-webhook
+.PHONY: install-bench bench-limiter bench-http bench-instructions bench-webhook chaos
 WRK := /usr/bin/wrk
 VALGRIND := /usr/bin/valgrind
 
@@ -106,3 +106,8 @@ bench-instructions: install-bench $(VALGRIND)
 
 bench-webhook: install-bench
 	$(BIN)/python benchmarks/webhook.py
+
+# Each dependency fault under load (benchmarks/chaos.py): its own redis-server,
+# a TCP proxy in front of PostgreSQL, gunicorn; one table. About 2 minutes.
+chaos: install-dev
+	$(BIN)/python benchmarks/chaos.py

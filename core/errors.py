@@ -2,7 +2,9 @@
 
 Apps raise `AppError` subclasses (or DRF exceptions); `json_exception_handler`
 renders both, keeping the headers DRF sets (WWW-Authenticate, Retry-After),
-and turns a database out of reach into `503 database_unavailable`.
+and turns a database out of reach into `503 database_unavailable`, Redis out
+of reach (in a view, after the limiter let the request in) into `503
+redis_unavailable`.
 """
 
 import logging
@@ -11,8 +13,12 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+from .breaker import cache_breaker
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +59,18 @@ class DatabaseUnavailable(AppError):
         super().__init__(detail, headers={"Retry-After": str(settings.DATABASE_UNAVAILABLE_RETRY_AFTER)})
 
 
+REDIS_UNREACHABLE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+
+
+class RedisUnavailable(AppError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "redis_unavailable"
+    detail = "Usage data cannot be read right now. Retry shortly."
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail, headers={"Retry-After": str(settings.RATE_LIMIT_UNAVAILABLE_RETRY_AFTER)})
+
+
 def error_body(code: str, detail: str, **extra) -> dict:
     return {"error": code, "detail": detail, **extra}
 
@@ -76,6 +94,11 @@ def json_exception_handler(exc, context):
     if isinstance(exc, DATABASE_UNREACHABLE_ERRORS):
         logger.debug("database unreachable: %s", exc)  # the outage is logged once (core.breaker)
         exc = DatabaseUnavailable()
+    elif isinstance(exc, REDIS_UNREACHABLE_ERRORS):
+        breaker = cache_breaker()
+        if breaker is not None:
+            breaker.failed(exc)  # the next requests fail fast, and the outage is logged once
+        exc = RedisUnavailable()
     if isinstance(exc, AppError):
         response = Response(
             error_body(exc.code, exc.detail, **exc.extra), status=exc.status_code, headers=exc.headers

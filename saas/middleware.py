@@ -1,8 +1,9 @@
-"""A database out of reach is a 503 for every page and endpoint, never a 500."""
+"""A database or Redis out of reach is a 503 for every page and endpoint, never a 500."""
 
 import logging
 
-from core.errors import DATABASE_UNREACHABLE_ERRORS
+from core.breaker import cache_breaker
+from core.errors import DATABASE_UNREACHABLE_ERRORS, REDIS_UNREACHABLE_ERRORS
 
 from .views import database_unavailable
 
@@ -21,7 +22,11 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, DATABASE_UNREACHABLE_ERRORS):
+        if isinstance(exception, REDIS_UNREACHABLE_ERRORS):
+            breaker = cache_breaker()
+            if breaker is not None:
+                breaker.failed(exception)  # logged once per outage
+        elif not isinstance(exception, DATABASE_UNREACHABLE_ERRORS):
             return None
         # Per request at debug only: the outage is logged as it starts and ends (core.breaker).
         logger.debug("database unreachable (%s): %s", request.path, exception)

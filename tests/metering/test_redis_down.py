@@ -7,12 +7,14 @@ import logging
 
 import pytest
 import redis
-from django.test import override_settings
+from django.contrib.auth import get_user_model
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from apikeys.context import key_contexts
 from apikeys.services import api_key_create
 from core.breaker import breakers_reset
+from metering import selectors
 from tests.celery_worker import wait_for
 from tests.metering.test_limiter_redis_faults import RedisServer
 
@@ -99,3 +101,35 @@ def test_healthz_says_redis_is_unreachable_without_waiting_on_it_again(private_r
     response = APIClient().get("/healthz")
     private_redis.resume()
     assert (response.status_code, response.json()["checks"]["redis"]) == (503, "unreachable")
+
+
+@pytest.mark.urls("tests.metering.urls")
+def test_a_view_that_finds_redis_hung_after_the_check_answers_503_not_500(
+    customer, private_redis, monkeypatch
+):
+    """The usage API reads pending usage from Redis in its view: Redis hanging
+    between the check and that read is a 503 with Retry-After."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(customer=customer, name='ci').raw_key}")
+    assert client.get("/api/v1/usage").status_code == 200
+    original = selectors.pending_usage_fields
+
+    def after_a_stall(customer_id):
+        private_redis.pause()
+        return original(customer_id)
+
+    monkeypatch.setattr(selectors, "pending_usage_fields", after_a_stall)
+    response = client.get("/api/v1/usage")
+    private_redis.resume()
+    assert (response.status_code, response.json()["error"]) == (503, "redis_unavailable")
+    assert response["Retry-After"] == "5"
+
+
+def test_the_dashboard_with_redis_down_is_a_503_page_not_a_500(customer, private_redis, client):
+    browser = Client()
+    browser.force_login(get_user_model().objects.get(pk=customer.user_id))
+    assert browser.get("/dashboard/").status_code == 200
+    private_redis.kill()
+    response = browser.get("/dashboard/")
+    assert response.status_code == 503
+    assert b"Temporarily unavailable" in response.content

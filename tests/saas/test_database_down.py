@@ -42,7 +42,7 @@ def test_the_pricing_page_answers_a_503_page_with_retry_after(proxy, client, def
     response = client.get("/pricing/")
     assert response.status_code == 503
     assert response["Content-Type"].startswith("text/html")
-    assert b"database" in response.content
+    assert b"Temporarily unavailable" in response.content
     assert response["Retry-After"] == str(settings.DATABASE_UNAVAILABLE_RETRY_AFTER)
 
 
