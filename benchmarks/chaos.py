@@ -481,9 +481,8 @@ def main() -> None:
         try:
             key = prepare(direct)
             server = Gunicorn(environment(proxied_url, redis_server.url), directory / "gunicorn.log")
-            log(
-                f"ready in {time.monotonic() - started:.0f} s; {THREADS} client threads, faults of {FAULT_SECONDS:.0f} s"
-            )
+            setup = time.monotonic() - started
+            log(f"ready in {setup:.0f} s; {THREADS} client threads, faults of {FAULT_SECONDS:.0f} s")
             load = Load(server.port, key)
             threads = load.run()
             faults = [
@@ -502,7 +501,8 @@ def main() -> None:
                 thread.join(timeout=CLIENT_TIMEOUT_SECONDS + 5)
             rows += bad_traffic(server.port, key)
             print(
-                f"make chaos: gunicorn 2 workers x 4 threads, {THREADS} client threads, each fault {FAULT_SECONDS:.0f} s"
+                "make chaos: gunicorn 2 workers x 4 threads, "
+                f"{THREADS} client threads, each fault {FAULT_SECONDS:.0f} s"
             )
             print_table(rows)
             print(f"({time.monotonic() - started:.0f} s)")
