@@ -31,7 +31,7 @@ from redis.exceptions import WatchError
 from plans.models import Customer
 
 from .cost import cost_aggregator
-from .keys import COST_KEY, COST_SNAPSHOT_KEY, customer_of, pending_key, snapshot_key
+from .keys import COST_KEY, COST_SNAPSHOT_KEY, WITNESS_PREFIX, customer_of, pending_key, snapshot_key
 from .ledger import add_cost_fields, add_usage_fields, lock_usage
 from .models import FlushedBatch
 
@@ -62,7 +62,12 @@ def take_snapshot(client, owner: int | str) -> str | None:
 
 def read_snapshot(client, owner: int | str) -> dict[str, int]:
     raw = client.hgetall(_keys(owner)[1])
-    return {name.decode(): int(value) for name, value in raw.items() if name != b"batch"}
+    # Not the batch id, nor the checks' witnesses (metering.keys.WITNESS_PREFIX).
+    return {
+        name.decode(): int(value)
+        for name, value in raw.items()
+        if name != b"batch" and not name.startswith(WITNESS_PREFIX.encode())
+    }
 
 
 def apply_snapshot(owner: int | str, batch: str, fields: dict[str, int]) -> bool:

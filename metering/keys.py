@@ -95,3 +95,10 @@ def hour_start(hour: int) -> datetime:
 
 def usage_field(hour: int, key_id: int, endpoint: str) -> str:
     return f"u|{hour}|{key_id}|{endpoint}"
+
+
+# A billed check's witness in the pending hash: "w|<slot>" -> its token, the
+# slot naming the thread that sent it (one field per thread serving the
+# customer). A check whose reply never came is cancelled by its token
+# (metering/lua/cancel_check.lua).
+WITNESS_PREFIX = "w|"

@@ -33,7 +33,12 @@ def idempotency_claim_ms() -> int:
 
 
 class LimiterUnavailable(Exception):
-    """The limiter's store cannot be reached; the caller decides open or closed."""
+    """The limiter's store cannot be reached; the caller decides open or closed.
+    `maybe_ran`: the call was sent, and Redis may have run it all the same."""
+
+    def __init__(self, message: str = "", *, maybe_ran: bool = False):
+        super().__init__(message)
+        self.maybe_ran = maybe_ran
 
 
 class Reason(IntEnum):

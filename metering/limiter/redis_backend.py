@@ -4,6 +4,11 @@ check, and settle.lua when the check's billing guess must change.
 All of a customer's keys carry the hash tag `{c<id>}` (metering/keys.py), so
 each script touches one cluster slot and runs unchanged on Redis Cluster.
 
+A check whose reply never came may still have run (Redis stalled after
+running it, before writing the reply): the check leaves a witness token in
+the customer's pending hash, and the process cancels such a check by its
+token (cancel_check.lua) before its next call once Redis answers.
+
 Every script call carries a deadline in Redis's clock: four fifths of the
 socket timeout after it is sent. A call that reaches Redis later (Redis
 stalled, the caller's read timed out and it answered 503 or will retry)
@@ -14,8 +19,12 @@ Redis writes replies once per event loop turn, after the other clients'
 commands of that turn.
 """
 
+import logging
+import os
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.cache import caches
@@ -41,13 +50,17 @@ from .contract import (
 )
 from .wire import LineScript, Prepared
 
+logger = logging.getLogger(__name__)
+
 LUA_DIR = Path(__file__).parent.parent / "lua"
 CHECK_AND_RESERVE = (LUA_DIR / "check_and_reserve.lua").read_text()
 SETTLE = (LUA_DIR / "settle.lua").read_text()
 IDEMPOTENCY_CLAIM = (LUA_DIR / "idempotency_claim.lua").read_text()
+CANCEL_CHECK = (LUA_DIR / "cancel_check.lua").read_text()
 
-# check_and_reserve's ARGV: 5 the same all period (see _prepare), then 5 per request.
-_check_script = LineScript(CHECK_AND_RESERVE, per_call=5)
+# check_and_reserve's ARGV: 5 the same all period (see _prepare), then 6 per request.
+_check_script = LineScript(CHECK_AND_RESERVE, per_call=6)
+_UNANSWERED_MAX = 100_000  # checks awaiting their cancel, per process
 _REASONS = tuple(Reason)
 _LATE = b"4"  # check_and_reserve's reason when run past its deadline
 _PREPARED_MAX = 10_000
@@ -109,6 +122,7 @@ class RedisLimiter:
         self._prepared: dict[int, tuple[Limits, Prepared]] = {}
         self._clock = RedisClock()
         self._fixed_breaker = None
+        self._unanswered: deque[_Unanswered] = deque(maxlen=_UNANSWERED_MAX)
 
     def check(
         self,
@@ -123,13 +137,21 @@ class RedisLimiter:
         entry = self._prepared.get(id(limits))
         prepared = entry[1] if entry is not None and entry[0] is limits else self._prepare(limits)
         args = (now_ms, cost, -1 if seed is None else seed, bill_field or "")
-        reason, used, remaining, wait_ms = self._run(self._check, prepared, args).split()
+        witness = f"{_witness_slot()}|{os.urandom(6).hex()}" if bill_field else ""
+        try:
+            reply = self._run(self._check, prepared, args, witness)
+        except LimiterUnavailable as error:
+            if witness and error.maybe_ran:
+                _, quota_key, pending_key = limits.redis_keys
+                self._unanswered.append(_Unanswered(quota_key, pending_key, witness, bill_field, cost))
+            raise
+        reason, used, remaining, wait_ms = reply.split()
         if reason == _LATE:
             raise LimiterUnavailable("the check reached Redis after its deadline")
         return Decision(limits, now_ms, _REASONS[int(reason)], int(used), int(remaining), int(wait_ms))
 
-    def _check(self, client, prepared: Prepared, args: tuple):
-        return _check_script(client, prepared, (*args, self._clock.deadline_ms(client)))
+    def _check(self, client, prepared: Prepared, args: tuple, witness: str):
+        return _check_script(client, prepared, (*args, self._clock.deadline_ms(client), witness))
 
     def _prepare(self, limits: Limits) -> Prepared:
         """check_and_reserve's keys and the arguments that stay the same all
@@ -175,13 +197,34 @@ class RedisLimiter:
             return Claim(outcome, status=int(status), content_type=content_type.decode(), body=body)
         return Claim(outcome)
 
-    def _script(self, client, source: str, keys: list, args: list):
+    def _script(self, client, source: str, keys: list, args: list, *, deadline: bool = True):
         # Through redis-py's Script (the pool, its parser): the rare paths, off
         # the wire module's fast one. A Script loads itself when Redis lost it.
         script = self._scripts.get(source)
         if script is None:
             script = self._scripts[source] = client.register_script(source)
-        return script(keys=keys, args=[*args, self._clock.deadline_ms(client)], client=client)
+        if deadline:
+            args = [*args, self._clock.deadline_ms(client)]
+        return script(keys=keys, args=args, client=client)
+
+    def _cancel_unanswered(self, client) -> None:
+        """Undo the checks whose reply never came, if they ran (their witness
+        says so). A cancel is idempotent: one cut short is simply sent again."""
+        found = sent = 0
+        while self._unanswered:
+            try:
+                check = self._unanswered.popleft()
+            except IndexError:
+                break
+            keys, args = [check.quota_key, check.pending_key], [check.witness, check.field, check.cost]
+            try:
+                found += self._script(client, CANCEL_CHECK, keys, args, deadline=False)
+            except (RedisConnectionError, RedisTimeoutError):
+                self._unanswered.appendleft(check)
+                raise
+            sent += 1
+        if found:
+            logger.warning("%d of %d checks whose reply was lost had run: cancelled, unbilled", found, sent)
 
     def _run(self, call, *args):
         """`call(client, *args)`, with Redis out of reach raised as LimiterUnavailable:
@@ -190,10 +233,12 @@ class RedisLimiter:
         if not breaker.allow():
             raise LimiterUnavailable(f"{breaker.name} is down: failing fast")
         try:
+            if self._unanswered:
+                self._cancel_unanswered(client)
             result = call(client, *args)
         except (RedisConnectionError, RedisTimeoutError) as error:
             breaker.failed(error)
-            raise LimiterUnavailable(str(error)) from error
+            raise LimiterUnavailable(str(error), maybe_ran=True) from error
         breaker.succeeded()
         return result
 
@@ -203,6 +248,34 @@ class RedisLimiter:
         if self._fixed_breaker is None:
             self._fixed_breaker = redis_breaker(self._fixed_client)
         return self._fixed_client, self._fixed_breaker
+
+
+class _WitnessSlot(threading.local):
+    slot = ""
+    pid = 0
+
+
+_witness = _WitnessSlot()
+
+
+def _witness_slot() -> str:
+    """This thread's slot for its checks' witnesses: its own, so that no other
+    thread's check replaces the witness of one this thread must cancel."""
+    local = _witness
+    if local.pid != os.getpid():  # a new thread, or a forked child
+        local.slot, local.pid = os.urandom(4).hex(), os.getpid()
+    return local.slot
+
+
+@dataclass(frozen=True)
+class _Unanswered:
+    """A billed check whose reply never came: what its cancel needs."""
+
+    quota_key: str
+    pending_key: str
+    witness: str
+    field: str
+    cost: int
 
 
 def _kept_response(claimed: ClaimedKey | None) -> list:

@@ -24,6 +24,12 @@
 --          call may still run at, "0" for none. Past it the caller has given
 --          up (its read timed out and it answered 503): the call must change
 --          nothing, or a request refused would be billed.
+-- ARGV[11] witness "<slot>|<token>", or "" for none: the slot names the
+--          calling thread, the token this call. When it bills, the token is
+--          left in the pending hash under "w|<slot>" (one field per thread
+--          serving the customer, replaced by its next call), so a caller
+--          whose reply never came (Redis stalled after running the call,
+--          before writing the reply) can cancel it (cancel_check.lua).
 --
 -- Returns a status reply "<reason> <used> <burst_remaining> <burst_wait_ms>"
 --   reason           0 admitted, 1 denied by burst, 2 denied by quota,
@@ -54,7 +60,7 @@
 -- Billing at admission is optimistic: most requests succeed, so they need no
 -- second round trip; the few that fail are unbilled by settle.lua.
 if #KEYS ~= 3 then return redis.error_reply("check_and_reserve: expected 3 keys") end
-if #ARGV ~= 10 then return redis.error_reply("check_and_reserve: expected 10 arguments") end
+if #ARGV ~= 11 then return redis.error_reply("check_and_reserve: expected 11 arguments") end
 
 if ARGV[10] ~= "0" then
   local clock = redis.call("TIME")
@@ -104,7 +110,13 @@ else
 end
 -- The hash is renewed whenever a field is new (at least every hour of traffic),
 -- not on every bill: one command fewer on the hot path.
-if ARGV[9] ~= "" and redis.call("HINCRBY", KEYS[3], ARGV[9], cost) == cost then
-  redis.call("PEXPIRE", KEYS[3], ARGV[5])
+if ARGV[9] ~= "" then
+  if redis.call("HINCRBY", KEYS[3], ARGV[9], cost) == cost then
+    redis.call("PEXPIRE", KEYS[3], ARGV[5])
+  end
+  if ARGV[11] ~= "" then
+    local bar = string.find(ARGV[11], "|", 1, true)
+    redis.call("HSET", KEYS[3], "w|" .. string.sub(ARGV[11], 1, bar - 1), string.sub(ARGV[11], bar + 1))
+  end
 end
 return redis.status_reply(string.format("0 %d %d %d", used, math.floor((window - new_ahead) / 1000), wait))

@@ -42,6 +42,8 @@ class TCPProxy:
         self._lock = threading.Lock()
         self._flowing = threading.Event()
         self._flowing.set()
+        self._replies_flowing = threading.Event()
+        self._replies_flowing.set()
         self._stopped = threading.Event()
         self._listener: socket.socket | None = None
         self._links: set[_Link] = set()
@@ -78,11 +80,17 @@ class TCPProxy:
             reopen = self._listener is None and not self._stopped.is_set()
         if reopen:
             self._listen()
+        self._replies_flowing.set()
         self._flowing.set()
 
     def stall(self) -> None:
         """Accept connections and keep them open, but pass nothing either way."""
         self._flowing.clear()
+
+    def hold_replies(self) -> None:
+        """Pass requests on, but hold the server's replies until forward(): a
+        server that ran a command and then stalled before answering it."""
+        self._replies_flowing.clear()
 
     def cut(self) -> None:
         """Close every open connection, at both ends."""
@@ -205,14 +213,21 @@ class _Link:
         with selectors.DefaultSelector() as selector:
             for sock in other:
                 selector.register(sock, selectors.EVENT_READ)
+            held = b""  # replies held by hold_replies()
             while not self.closed:
                 if not self.proxy._wait_until_flowing(self):
                     return
                 try:
+                    if held and self.proxy._replies_flowing.is_set():
+                        self.client.sendall(held)
+                        held = b""
                     for key, _ in selector.select(POLL_SECONDS):
                         data = key.fileobj.recv(CHUNK)
                         if not data:
                             return  # one end closed: close the other
+                        if key.fileobj is self.upstream and not self.proxy._replies_flowing.is_set():
+                            held += data
+                            continue
                         other[key.fileobj].sendall(data)
                 except OSError:
                     return  # closed by cut() or by either end

@@ -25,6 +25,7 @@ from metering.keys import idempotency_record, pending_key
 from metering.limiter import ClaimOutcome, LimiterUnavailable, Limits, RedisLimiter, SettleRequest
 from metering.limiter.redis_backend import CHECK_AND_RESERVE
 from plans.periods import period_bounds
+from tests.faults.tcp_proxy import TCPProxy
 
 FIRST_PORT = 6391
 TIMEOUT_SECONDS = 0.2
@@ -386,3 +387,38 @@ def test_after_a_failed_call_the_next_ones_fail_fast_until_the_backoff_ends(serv
     server.resume()  # answering again, but the backoff has not ended
     with pytest.raises(LimiterUnavailable, match="failing fast"):
         limiter.check(make_limits(), now_ms=now_ms())
+
+
+@pytest.fixture
+def proxied_limiter(server, request):
+    """A limiter whose Redis is behind a TCP proxy (tests/faults/tcp_proxy.py)."""
+    if getattr(request, "param", "fast path") == "public path":
+        request.getfixturevalue("public_redis_path")
+    with TCPProxy(upstream=("127.0.0.1", server.port)) as proxy:
+        pool = redis.ConnectionPool(
+            host=proxy.host,
+            port=proxy.port,
+            socket_timeout=TIMEOUT_SECONDS,
+            socket_connect_timeout=TIMEOUT_SECONDS,
+        )
+        yield proxy, RedisLimiter(redis.Redis(connection_pool=pool))
+
+
+@pytest.mark.parametrize("proxied_limiter", ["fast path", "public path"], indirect=True)
+def test_a_check_redis_ran_but_whose_reply_never_came_is_cancelled_once_redis_answers(
+    server, proxied_limiter
+):
+    """Redis ran the check, then stalled before its reply reached the caller,
+    who answered 503: the unit must not stay billed."""
+    proxy, limiter = proxied_limiter
+    limits = make_limits()
+    limiter.check(limits, now_ms=now_ms(), bill_field=FIELD)
+    proxy.hold_replies()
+    with pytest.raises(LimiterUnavailable):  # the caller answers 503
+        limiter.check(limits, now_ms=now_ms(), bill_field=FIELD)
+    admin = redis.Redis(port=server.port)
+    assert admin.hget(pending_key(limits.customer_id), FIELD) == b"2"  # it did run
+    proxy.forward()
+    assert limiter.check(limits, now_ms=now_ms(), bill_field=FIELD).admitted  # cancels it first
+    assert admin.hget(pending_key(limits.customer_id), FIELD) == b"2"
+    assert admin.get(limits.redis_keys[1]) == b"2"

@@ -17,7 +17,7 @@ from redis.exceptions import ResponseError
 from metering.keys import hour_of, redis_key, usage_field
 from metering.limiter import Limits, RedisLimiter
 from metering.limiter.contract import PENDING_TTL_MS
-from metering.limiter.redis_backend import CHECK_AND_RESERVE
+from metering.limiter.redis_backend import CANCEL_CHECK, CHECK_AND_RESERVE
 from plans.periods import period_bounds
 
 NOW_MS = 1_800_000_000_000  # 2027-01-15 08:00:00 UTC
@@ -40,15 +40,19 @@ def script(client):
     return client.register_script(CHECK_AND_RESERVE)
 
 
-def call(script, *, now=NOW_MS, burst=5, quota=1_000, cost=1, hard=1, seed=0, bill="", deadline=0):
+def call(
+    script, *, now=NOW_MS, burst=5, quota=1_000, cost=1, hard=1, seed=0, bill="", deadline=0, witness=""
+):
     ceiling = quota if hard else -1
-    args = [burst, quota, ceiling, END_MS + 60_000, PENDING_TTL_MS, now, cost, seed, bill, deadline]
+    args = [burst, quota, ceiling, END_MS + 60_000, PENDING_TTL_MS, now, cost, seed, bill, deadline, witness]
     reason, *figures = map(int, script(keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY], args=args).split())
     return [int(reason == 0), reason, *figures]
 
 
 def pending(client) -> dict[str, int]:
-    return {name.decode(): int(value) for name, value in client.hgetall(PENDING_KEY).items()}
+    """The usage fields (not the checks' witnesses)."""
+    raw = client.hgetall(PENDING_KEY).items()
+    return {name.decode(): int(value) for name, value in raw if name.startswith(b"u|")}
 
 
 def customer_memory(client):
@@ -57,14 +61,14 @@ def customer_memory(client):
 
 def test_it_refuses_a_call_with_two_keys(script):
     with pytest.raises(ResponseError, match="expected 3 keys"):
-        script(keys=[BURST_KEY, QUOTA_KEY], args=[*FIXED_ARGS, NOW_MS, 1, 0, "", 0])
+        script(keys=[BURST_KEY, QUOTA_KEY], args=[*FIXED_ARGS, NOW_MS, 1, 0, "", 0, ""])
 
 
-def test_it_refuses_a_call_with_nine_arguments(script):
-    with pytest.raises(ResponseError, match="expected 10 arguments"):
+def test_it_refuses_a_call_with_ten_arguments(script):
+    with pytest.raises(ResponseError, match="expected 11 arguments"):
         script(
             keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY],
-            args=[5, 1_000, 1_000, END_MS, PENDING_TTL_MS, NOW_MS, 1, 0, FIELD],
+            args=[5, 1_000, 1_000, END_MS, PENDING_TTL_MS, NOW_MS, 1, 0, FIELD, 0],
         )
 
 
@@ -86,7 +90,7 @@ def test_a_refused_call_writes_nothing(client, script):
     with pytest.raises(ResponseError):
         script(
             keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY],
-            args=[5, 1_000, 1_000, END_MS, PENDING_TTL_MS, NOW_MS, 1, 0, FIELD, 0, "extra"],
+            args=[5, 1_000, 1_000, END_MS, PENDING_TTL_MS, NOW_MS, 1, 0, FIELD, 0, "", "extra"],
         )
     assert client.keys("*") == []
 
@@ -315,3 +319,48 @@ def test_a_seed_is_ignored_when_the_counter_exists(script, client):
 
 def test_a_seed_at_the_quota_denies(script):
     assert call(script, quota=10, seed=10)[:2] == [0, 2]
+
+
+# The witness a billed check leaves, and cancel_check.lua
+
+
+def test_a_billed_check_leaves_its_witness_in_its_threads_slot(client, script):
+    call(script, bill=FIELD, witness="t1|000a")
+    assert client.hget(PENDING_KEY, "w|t1") == b"000a"
+
+
+def test_a_check_that_bills_nothing_leaves_no_witness(client, script):
+    call(script, witness="t1|000a")
+    assert not client.exists(PENDING_KEY)
+
+
+def test_a_threads_next_check_replaces_its_witness(client, script):
+    for n in range(5):
+        call(script, now=NOW_MS + n * 1000, bill=FIELD, witness=f"t1|{n:04x}")
+    call(script, now=NOW_MS + 9000, bill=FIELD, witness="t2|0009")
+    witnesses = {f: v for f, v in client.hgetall(PENDING_KEY).items() if f.startswith(b"w|")}
+    assert witnesses == {b"w|t1": b"0004", b"w|t2": b"0009"}
+
+
+def cancel(client, witness, cost=1):
+    return client.register_script(CANCEL_CHECK)(keys=[QUOTA_KEY, PENDING_KEY], args=[witness, FIELD, cost])
+
+
+def test_a_cancel_finds_its_check_and_undoes_it(client, script):
+    call(script, bill=FIELD, witness="t1|000a")
+    call(script, now=NOW_MS + 1000, bill=FIELD, witness="t2|000b")
+    assert cancel(client, "t1|000a") == 1
+    assert (pending(client), client.get(QUOTA_KEY)) == ({FIELD: 1}, b"1")
+
+
+def test_a_cancel_sent_twice_undoes_once(client, script):
+    call(script, bill=FIELD, witness="t1|000a")
+    call(script, now=NOW_MS + 1000, bill=FIELD, witness="t2|000b")
+    assert [cancel(client, "t1|000a"), cancel(client, "t1|000a")] == [1, 0]
+    assert pending(client) == {FIELD: 1}
+
+
+def test_a_cancel_of_a_check_that_never_ran_changes_nothing(client, script):
+    call(script, bill=FIELD, witness="t1|000a")
+    assert cancel(client, "t1|000c") == 0
+    assert (pending(client), client.get(QUOTA_KEY)) == ({FIELD: 1}, b"1")

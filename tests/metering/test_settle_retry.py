@@ -58,7 +58,7 @@ def client_for(customer) -> APIClient:
 
 def pending_fields(server, customer) -> dict[str, int]:
     raw = redis.Redis(port=server.port).hgetall(pending_key(customer.pk))
-    return {name.decode(): int(value) for name, value in raw.items()}
+    return {name.decode(): int(value) for name, value in raw.items() if name.startswith(b"u|")}
 
 
 def test_a_failure_whose_unbill_found_redis_down_is_unbilled_by_the_worker_once_it_is_back(
