@@ -320,6 +320,7 @@ class Row:
     log_lines: int
     tracebacks: int
     billed_delta: int | None  # billed minus served 2xx API calls: <0 lost, >0 doubled
+    by_path: dict = field(default_factory=dict)  # path -> Counter of statuses while the fault lasted
 
     def cells(self) -> list[str]:
         statuses = " ".join(f"{code}:{count}" for code, count in sorted(self.statuses.items()))
@@ -398,6 +399,7 @@ def run_fault(name, apply, lift, *, load: Load, server: Gunicorn, env: dict[str,
         log_lines=len(text_lines),
         tracebacks=load_log.count("Traceback"),
         billed_delta=None if served == 0 and billed == 0 else billed - served,
+        by_path={path: Counter(s.status for s in during if s.path == path) for path in dict.fromkeys(MIX)},
     )
 
 
@@ -505,6 +507,14 @@ def main() -> None:
                 f"{THREADS} client threads, each fault {FAULT_SECONDS:.0f} s"
             )
             print_table(rows)
+            print("\nstatus codes by request while each fault lasted (API calls with a cached key):")
+            for row in rows:
+                if row.by_path:
+                    parts = [
+                        f"{path.split('?')[0]} " + " ".join(f"{c}:{n}" for c, n in sorted(counts.items()))
+                        for path, counts in row.by_path.items()
+                    ]
+                    print(f"  {row.fault}: " + "; ".join(parts))
             print(f"({time.monotonic() - started:.0f} s)")
         finally:
             if server is not None:
