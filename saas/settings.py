@@ -163,8 +163,10 @@ ACCOUNT_RATE_LIMITS = {
     "login_failed": "10/m/ip,5/5m/key",
 }
 # Behind a proxy every request comes from the proxy: count the proxies you
-# run so allauth reads the client's address from X-Forwarded-For.
-ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# run so allauth (and the API's failed-key limit) read the client's address
+# from X-Forwarded-For.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard:index"
 
@@ -223,6 +225,17 @@ RATE_LIMIT_UNAVAILABLE_RETRY_AFTER = env.int("RATE_LIMIT_UNAVAILABLE_RETRY_AFTER
 # How long a process trusts its cached key contexts before asking Redis whether
 # anything changed: revocations and tier changes reach every process this fast.
 KEY_CONTEXT_TTL_SECONDS = env.float("KEY_CONTEXT_TTL_SECONDS", default=1.0)
+# Unknown and revoked keys are remembered this long in Redis (and up to 30 s
+# per process), so a repeated bad key costs no SQL; a key's creation forgets its hash.
+REJECTED_KEY_CACHE_SECONDS = env.int("REJECTED_KEY_CACHE_SECONDS", default=60)
+# Failed authentications (malformed, unknown, revoked, expired keys) per client
+# address per window; past the limit the API answers 429 until the window ends.
+FAILED_AUTH_LIMIT = env.int("FAILED_AUTH_LIMIT", default=60)
+FAILED_AUTH_WINDOW_SECONDS = env.int("FAILED_AUTH_WINDOW_SECONDS", default=60)
+if FAILED_AUTH_LIMIT < 1 or FAILED_AUTH_WINDOW_SECONDS < 1 or REJECTED_KEY_CACHE_SECONDS < 1:
+    raise ImproperlyConfigured(
+        "FAILED_AUTH_LIMIT, FAILED_AUTH_WINDOW_SECONDS and REJECTED_KEY_CACHE_SECONDS must be at least 1."
+    )
 BILLING_GRACE_PERIOD_DAYS = env.int("BILLING_GRACE_PERIOD_DAYS", default=7)
 # Where a 402 sends the customer to settle their bill.
 BILLING_PAGE_PATH = env.str("BILLING_PAGE_PATH", default="/dashboard/")
