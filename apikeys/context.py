@@ -156,7 +156,8 @@ class KeyContextCache:
         if entry is not None and now - entry[1] < LOCAL_MAX_AGE_SECONDS:
             return entry[0]
         rejected = self._rejected.get(hashed_key)
-        if rejected is not None and now - rejected[1] < _rejected_local_seconds():
+        # No version bump can make a rejected key valid: the same time here as shared.
+        if rejected is not None and now - rejected[1] < settings.REJECTED_KEY_CACHE_SECONDS:
             return rejected[0]
         context = self._shared_get(hashed_key, before_query)
         self._remember(hashed_key, context, now)
@@ -262,10 +263,6 @@ class KeyContextCache:
 def _is_rejected(context: KeyContext | None) -> bool:
     """No key, or a revoked one: rejected for good (until a key with the hash is created)."""
     return context is None or context.revoked
-
-
-def _rejected_local_seconds() -> float:
-    return min(LOCAL_MAX_AGE_SECONDS, settings.REJECTED_KEY_CACHE_SECONDS)
 
 
 def _share_rejected(rejected_key: str, context: KeyContext | None) -> None:

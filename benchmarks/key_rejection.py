@@ -236,7 +236,8 @@ def key_lookups() -> int:
         )
         time.sleep(STATS_FLUSH_SECONDS)
         row = connection.execute(
-            "SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'apikeys_apikey'"
+            "SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+            "WHERE relname = 'apikeys_apikey'"
         ).fetchone()
     return int(row[0])
 

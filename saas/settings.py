@@ -225,8 +225,10 @@ RATE_LIMIT_UNAVAILABLE_RETRY_AFTER = env.int("RATE_LIMIT_UNAVAILABLE_RETRY_AFTER
 # How long a process trusts its cached key contexts before asking Redis whether
 # anything changed: revocations and tier changes reach every process this fast.
 KEY_CONTEXT_TTL_SECONDS = env.float("KEY_CONTEXT_TTL_SECONDS", default=1.0)
-# Unknown and revoked keys are remembered this long in Redis (and up to 30 s
-# per process), so a repeated bad key costs no SQL; a key's creation forgets its hash.
+# Unknown and revoked keys are remembered this long, in Redis and in each
+# process, so a repeated bad key costs no SQL; a key's creation forgets its
+# hash. Longer spares more lookups; shorter bounds what a flood of fresh keys
+# leaves in Redis (about 200 bytes a key).
 REJECTED_KEY_CACHE_SECONDS = env.int("REJECTED_KEY_CACHE_SECONDS", default=60)
 # Failed authentications (malformed, unknown, revoked, expired keys) per client
 # address per window; past the limit the API answers 429 until the window ends.

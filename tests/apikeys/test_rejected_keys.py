@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apikeys import context as context_module
-from apikeys.context import LOCAL_MAX_AGE_SECONDS, KeyContextCache, invalidate_key_contexts, key_contexts
+from apikeys.context import KeyContextCache, invalidate_key_contexts, key_contexts
 from apikeys.keys import generate_key, hash_key
 from apikeys.models import APIKey
 from apikeys.services import api_key_create
@@ -85,15 +85,20 @@ def test_ten_thousand_unknown_keys_cost_no_sql_after_the_first_sight_of_each(db,
     assert len(queries) == 0
 
 
-def test_past_its_local_max_age_a_rejection_comes_back_from_the_shared_cache(
-    db, clock, django_assert_num_queries
-):
+def test_a_rejection_is_kept_in_the_process_for_rejected_key_cache_seconds(db, clock, settings, monkeypatch):
+    settings.REJECTED_KEY_CACHE_SECONDS = 60
+    spy = SpyCache(context_module.cache)
+    monkeypatch.setattr(context_module, "cache", spy)
     hashed = secrets.token_hex(32)
     contexts = KeyContextCache(ttl=TTL, clock=clock)
     contexts.get(hashed)
-    clock.now += LOCAL_MAX_AGE_SECONDS
-    with django_assert_num_queries(0):
-        assert contexts.get(hashed) is None
+    clock.now += 59
+    spy.reads.clear()
+    contexts.get(hashed)
+    assert context_module.REJECTED_PREFIX + hashed not in spy.reads
+    clock.now += 1
+    contexts.get(hashed)
+    assert context_module.REJECTED_PREFIX + hashed in spy.reads
 
 
 def test_an_unknown_key_seen_by_one_process_is_a_401_without_sql_in_another(
