@@ -39,6 +39,9 @@ $(VENDOR_JS): package-lock.json
 
 vendor: $(VENDOR_JS)
 
+# The embedded default is a developer's machine: DEBUG on (a fixed development
+# key, plain HTTP). Settings refuse to start with DEBUG off and no secrets.
+run: export DEBUG ?= true
 run: install vendor
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py sync_tiers
@@ -72,7 +75,7 @@ clean:
 # on 127.0.0.1 and FLUSH Redis database 10 (override: BENCH_REDIS_URL);
 # bench-http drives the load with Debian's wrk, installed from apt when missing
 # (benchmarks/http_load.py falls back to a Python load generator without it).
-.PHONY: install-bench bench-limiter bench-http bench-instructions bench-webhook bench-keys
+.PHONY: install-bench bench-limiter bench-http bench-instructions bench-webhook bench-keys chaos
 WRK := /usr/bin/wrk
 VALGRIND := /usr/bin/valgrind
 
@@ -107,3 +110,8 @@ bench-webhook: install-bench
 # Rejections/s of malformed and of unknown (well-formed) keys beside valid-key requests/s.
 bench-keys: install-bench $(WRK)
 	$(BIN)/python benchmarks/key_rejection.py
+
+# Each dependency fault under load (benchmarks/chaos.py): its own redis-server,
+# a TCP proxy in front of PostgreSQL, gunicorn; one table. About 2 minutes.
+chaos: install-dev
+	$(BIN)/python benchmarks/chaos.py

@@ -1,8 +1,13 @@
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.utils import user_email, user_username
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from plans.services import customer_ensure
+
+from .lockout import lockout_minutes
+
+LOCKED_OUT = "Too many failed login attempts. Try again in {minutes}, or reset your password."
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -21,3 +26,16 @@ class AccountAdapter(DefaultAccountAdapter):
         if commit:
             customer_ensure(user=user)
         return user
+
+    def pre_authenticate(self, request, **credentials):
+        """allauth's lockout (ACCOUNT_RATE_LIMITS["login_failed"]), saying for
+        how long: its own message says only "later". The account login and
+        the admin login (saas.admin_site) both come through here."""
+        try:
+            super().pre_authenticate(request, **credentials)
+        except ValidationError as error:
+            if error.code != "too_many_login_attempts":
+                raise
+            minutes = lockout_minutes(request, **credentials)
+            wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
+            raise ValidationError(LOCKED_OUT.format(minutes=wait), code=error.code) from None

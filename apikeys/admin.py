@@ -56,7 +56,8 @@ class APIKeyAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
     def key_status(self, api_key):
         return api_key.status(timezone.now()).label
 
-    @admin.action(description="Revoke selected API keys")
+    # Revoking changes the key: the view permission alone must not offer it.
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke_selected(self, request, queryset):
         revoked = sum(api_key_revoke(api_key=api_key) for api_key in queryset)
         self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)

@@ -8,7 +8,7 @@ from django.utils.functional import SimpleLazyObject
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
-from . import keys
+from . import keys, peppers
 from .context import key_contexts
 from .exceptions import ExpiredKey, MalformedKey, RevokedKey, UnknownKey
 from .failures import failed_authentications
@@ -57,8 +57,10 @@ class APIKeyAuthentication(BaseAuthentication):
         # The checksum rejects typos and garbage without any lookup.
         if not keys.is_well_formed(raw_key, settings.API_KEY_PREFIX):
             raise MalformedKey()
+        hashes = peppers.lookup_hashes(raw_key)
         context = key_contexts.get(
-            keys.hash_key(raw_key, settings.API_KEY_PEPPER),
+            hashes.current,
+            hashes.older,
             # An address over its limit makes the database look up no more keys.
             before_query=lambda: failed_authentications.refuse_if_refused(request),
         )

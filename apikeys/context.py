@@ -1,12 +1,14 @@
 """Key contexts: what the hot path needs to know about a key, without SQL.
 
 A `KeyContext` is an immutable snapshot of a key, its customer's limits and
-billing standing. It is found, by the key's HMAC, in three layers:
+billing standing. It is found, by the key's hash under the current pepper
+(apikeys.peppers), in three layers:
 
 1. this process's dict, trusted for KEY_CONTEXT_TTL_SECONDS (default 1 s);
 2. the shared Django cache (Redis when REDIS_URL is set), under a key that
    includes the global context version;
-3. PostgreSQL.
+3. PostgreSQL, by its hash under every accepted pepper in one query; a key
+   found by an older pepper's hash is moved to the current one.
 
 Any change that affects a context (revocation, a tier's or customer's limits,
 billing state) calls `invalidate_key_contexts()`, which sets a new version: the
@@ -36,9 +38,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, transaction
 
-from core.errors import AppError
+from core.breaker import cache_breaker
+from core.errors import DatabaseUnavailable
 
-from .last_used import api_keys_record_use
+from .last_used import LastUsedWriter, api_keys_record_use, last_used_writer
 from .models import APIKey
 
 logger = logging.getLogger(__name__)
@@ -62,13 +65,8 @@ REJECTED_PREFIX = "apikeys:v1:rejected:"
 UNKNOWN = "unknown"
 
 
-class ContextUnavailable(AppError):
-    status_code = 503
-    code = "service_unavailable"
+class ContextUnavailable(DatabaseUnavailable):
     detail = "The key could not be checked right now: the database is unreachable. Retry shortly."
-
-    def __init__(self):
-        super().__init__(headers={"Retry-After": "5"})
 
 
 def _timestamp(moment: datetime | None) -> float | None:
@@ -123,17 +121,34 @@ class KeyContext:
         )
 
 
-def _load_from_database(hashed_key: str) -> KeyContext | None:
-    api_key = APIKey.objects.select_related("customer__tier").filter(hashed_key=hashed_key).first()
-    return KeyContext.from_api_key(api_key) if api_key is not None else None
+def _load_from_database(hashed_key: str, older: tuple[str, ...]) -> KeyContext | None:
+    candidates = (hashed_key, *older)
+    api_key = APIKey.objects.select_related("customer__tier").filter(hashed_key__in=candidates).first()
+    if api_key is None:
+        return None
+    if api_key.hashed_key != hashed_key:
+        _move_to_current_pepper(api_key, hashed_key)
+    return KeyContext.from_api_key(api_key)
+
+
+def _move_to_current_pepper(api_key: APIKey, hashed_key: str) -> None:
+    """Store the key's hash under the current pepper (only the raw key, seen
+    now, can make it), so that the older pepper can later be removed without
+    stopping it. Best effort: on failure the older hash keeps working."""
+    try:
+        with transaction.atomic():  # a savepoint: a failure here must not spoil a caller's transaction
+            APIKey.objects.filter(pk=api_key.pk, hashed_key=api_key.hashed_key).update(hashed_key=hashed_key)
+    except DatabaseError:
+        logger.warning("could not move API key %s to the current pepper", api_key.prefix, exc_info=True)
 
 
 class KeyContextCache:
     """The per-process layer, in front of the shared cache and the database."""
 
-    def __init__(self, ttl: float, clock=time.monotonic):
+    def __init__(self, ttl: float, clock=time.monotonic, writer: LastUsedWriter = last_used_writer):
         self.ttl = ttl
         self._clock = clock
+        self._writer = writer
         self._entries: dict[str, tuple[KeyContext, float]] = {}  # -> (context, loaded at)
         # -> (None for unknown, or the revoked context; remembered at)
         self._rejected: dict[str, tuple[KeyContext | None, float]] = {}
@@ -143,8 +158,9 @@ class KeyContextCache:
         self._last_used_flushed_at = clock()
         self._lock = threading.Lock()
 
-    def get(self, hashed_key: str, *, before_query=None) -> KeyContext | None:
-        """The context for a hashed key, or None when no such key exists.
+    def get(self, hashed_key: str, older: tuple[str, ...] = (), *, before_query=None) -> KeyContext | None:
+        """The context for a key, or None when no such key exists: `hashed_key`
+        is its hash under the current pepper, `older` under the older ones.
 
         `before_query`, when given, is called before the database is asked (a
         key in neither this process nor the shared cache): it may raise to
@@ -159,7 +175,7 @@ class KeyContextCache:
         # No version bump can make a rejected key valid: the same time here as shared.
         if rejected is not None and now - rejected[1] < settings.REJECTED_KEY_CACHE_SECONDS:
             return rejected[0]
-        context = self._shared_get(hashed_key, before_query)
+        context = self._shared_get(hashed_key, older, before_query)
         self._remember(hashed_key, context, now)
         return context
 
@@ -186,91 +202,99 @@ class KeyContextCache:
         now = self._clock()
         if now - self._checked_at < self.ttl:
             return
-        try:
-            version = cache.get(VERSION_KEY)
-        except Exception:
-            # The shared cache is down: keep what we have rather than fail
-            # authentication; the limiter decides what Redis being down means.
-            logger.warning("key context version check failed", exc_info=True)
-            return
+        version = _shared_cache("get", VERSION_KEY)
         with self._lock:
-            if version != self._version:
+            # Redis down: keep what we have rather than fail authentication (the
+            # limiter decides what Redis being down means); ask again after the TTL.
+            if version is not UNREACHABLE and version != self._version:
                 self._entries = {}
                 self._version = version
             self._checked_at = now
 
-    def _shared_get(self, hashed_key: str, before_query=None) -> KeyContext | None:
+    def _shared_get(self, hashed_key: str, older: tuple[str, ...], before_query=None) -> KeyContext | None:
         shared_key = f"apikeys:v1:ctx:{self._version}:{hashed_key}"
         rejected_key = REJECTED_PREFIX + hashed_key
-        try:
-            found = cache.get_many([shared_key, rejected_key])
-        except Exception:
-            logger.warning("shared key context cache unreachable", exc_info=True)
-            if before_query is not None:
-                before_query()
-            return self._load(hashed_key)
-        if shared_key in found:
+        found = _shared_cache("get_many", [shared_key, rejected_key])
+        if found is UNREACHABLE:
+            found = {}
+        elif shared_key in found:
             return found[shared_key]
-        if rejected_key in found:
+        elif rejected_key in found:
             rejected = found[rejected_key]
             return None if rejected == UNKNOWN else rejected
         if before_query is not None:
             before_query()
-        context = self._load(hashed_key)
+        context = self._load(hashed_key, older)
         if _is_rejected(context):
-            _share_rejected(rejected_key, context)
-            return context
-        try:
-            cache.set(shared_key, context, SHARED_TTL_SECONDS)
-            cache.set(LAST_KNOWN_PREFIX + hashed_key, context, LAST_KNOWN_TTL_SECONDS)
-        except Exception:
-            logger.warning("shared key context cache unreachable", exc_info=True)
+            # Unwritten while Redis is down: the next sight asks the database again.
+            rejected = UNKNOWN if context is None else context
+            _shared_cache("set", rejected_key, rejected, settings.REJECTED_KEY_CACHE_SECONDS)
+        elif _shared_cache("set", shared_key, context, SHARED_TTL_SECONDS) is not UNREACHABLE:
+            _shared_cache("set", LAST_KNOWN_PREFIX + hashed_key, context, LAST_KNOWN_TTL_SECONDS)
         return context
 
-    def _load(self, hashed_key: str) -> KeyContext | None:
+    def _load(self, hashed_key: str, older: tuple[str, ...]) -> KeyContext | None:
         """From PostgreSQL; with the database unreachable, the last known context
         (this process's, else the shared copy), so that the API keeps serving
         on the tier and billing state it last knew rather than failing."""
         try:
-            return _load_from_database(hashed_key)
+            return _load_from_database(hashed_key, older)
         except DatabaseError:
             logger.warning("key context: database unreachable, serving the last known state", exc_info=True)
             entry = self._entries.get(hashed_key)
             if entry is not None:
                 return entry[0]
-            try:
-                last_known = cache.get(LAST_KNOWN_PREFIX + hashed_key)
-            except Exception:
-                last_known = None
-            if last_known is None:
+            last_known = _shared_cache("get", LAST_KNOWN_PREFIX + hashed_key)
+            if last_known is None or last_known is UNREACHABLE:
                 raise ContextUnavailable() from None
             return last_known
 
     def note_use(self, key_id: int, when: float) -> None:
-        """Remember a key's use; written to the database at most once a minute per process."""
+        """Remember a key's use; handed to the writer thread at most once a
+        minute per process, so the request never waits on the database."""
         self._last_used[key_id] = when
         if self._clock() - self._last_used_flushed_at >= LAST_USED_FLUSH_SECONDS:
-            self.flush_last_used()
+            self._writer.submit(self._take_last_used())
 
     def flush_last_used(self) -> None:
+        """Write the uses noted so far, now, in this thread."""
+        pending = self._take_last_used()
+        if pending:
+            api_keys_record_use(last_used=pending)
+
+    def _take_last_used(self) -> dict[int, float]:
         with self._lock:
             pending, self._last_used = self._last_used, {}
             self._last_used_flushed_at = self._clock()
-        if pending:
-            api_keys_record_use(last_used=pending)
+        return pending
+
+
+UNREACHABLE = object()  # what _shared_cache answers while Redis is down
+
+
+def _shared_cache(operation: str, *args):
+    """cache.<operation>(*args), or UNREACHABLE when Redis is down. The
+    breaker (core.breaker) spares each request the timeout once one call
+    failed, and logs the outage once rather than per request."""
+    breaker = cache_breaker()
+    if breaker is not None and not breaker.allow():
+        return UNREACHABLE
+    try:
+        result = getattr(cache, operation)(*args)
+    except Exception as error:
+        if breaker is not None:
+            breaker.failed(error)
+        else:
+            logger.warning("shared key context cache unreachable", exc_info=True)
+        return UNREACHABLE
+    if breaker is not None:
+        breaker.succeeded()
+    return result
 
 
 def _is_rejected(context: KeyContext | None) -> bool:
     """No key, or a revoked one: rejected for good (until a key with the hash is created)."""
     return context is None or context.revoked
-
-
-def _share_rejected(rejected_key: str, context: KeyContext | None) -> None:
-    try:
-        cache.set(rejected_key, UNKNOWN if context is None else context, settings.REJECTED_KEY_CACHE_SECONDS)
-    except Exception:
-        # Redis down: the next sight asks the database again, as without this layer.
-        logger.debug("could not share a rejected key", exc_info=True)
 
 
 key_contexts = KeyContextCache(ttl=settings.KEY_CONTEXT_TTL_SECONDS)
@@ -288,10 +312,7 @@ def forget_rejected_key(hashed_key: str) -> None:
 
     def forget():
         key_contexts.forget_rejected(hashed_key)
-        try:
-            cache.delete(REJECTED_PREFIX + hashed_key)
-        except Exception:
-            logger.warning("could not drop a rejected key from the shared cache", exc_info=True)
+        _shared_cache("delete", REJECTED_PREFIX + hashed_key)
 
     transaction.on_commit(forget)
 

@@ -18,9 +18,9 @@ unknown, revoked or expired key) counts against the client's address:
 The address is REMOTE_ADDR or, behind TRUSTED_PROXY_COUNT proxies, the
 X-Forwarded-For entry the outermost of them wrote (as allauth reads it for the
 login limits); an IPv6 client counts by its /64, which one host can fill with
-addresses. Redis unreachable: failures go uncounted (401s as before) and the
-process leaves Redis alone for a second, so a hung Redis does not add its
-timeout to every bad key.
+addresses. Redis unreachable: failures go uncounted (401s as before), and the
+default cache's breaker (core.breaker), shared with the key context cache and
+the limiter, spares each request the timeout and logs the outage once.
 """
 
 import ipaddress
@@ -35,6 +35,8 @@ from django_redis import get_redis_connection
 from redis.commands.core import Script
 from redis.exceptions import RedisError
 
+from core.breaker import cache_breaker
+
 from .exceptions import TooManyFailedAuthentications
 
 logger = logging.getLogger(__name__)
@@ -42,7 +44,6 @@ logger = logging.getLogger(__name__)
 COUNT_FAILURE = (Path(__file__).parent / "lua" / "count_failure.lua").read_text()
 # Bytes, so no client is needed to encode it: the client is passed at each call.
 _count_script = Script(None, COUNT_FAILURE.encode())
-REDIS_BACKOFF_SECONDS = 1.0
 MAX_REFUSED_ADDRESSES = 10_000  # per process, so a flood of addresses stays bounded
 
 
@@ -86,12 +87,9 @@ class FailedAuthentications:
     def __init__(self, clock=time.time):
         self._clock = clock
         self._refused: dict[str, float] = {}  # address -> refused until, epoch seconds
-        self._redis_down_until = float("-inf")
-        self._redis_failing = False
 
     def clear(self) -> None:
         self._refused = {}
-        self._redis_down_until = float("-inf")
 
     def refuse_if_refused(self, request) -> None:
         """Raise 429 when this process knows the request's address is over its limit."""
@@ -107,7 +105,7 @@ class FailedAuthentications:
         window_seconds = settings.FAILED_AUTH_WINDOW_SECONDS
         window = math.floor(now / window_seconds)
         window_end = (window + 1) * window_seconds
-        count = self._count(failure_counter_key(address, window), window_end - now, now)
+        count = self._count(failure_counter_key(address, window), window_end - now)
         limit = settings.FAILED_AUTH_LIMIT
         if count is None or count <= limit:
             return
@@ -137,24 +135,22 @@ class FailedAuthentications:
                 self._refused = {}
         self._refused[address] = until
 
-    def _count(self, key: str, seconds_left: float, now: float) -> int | None:
+    def _count(self, key: str, seconds_left: float) -> int | None:
         """The window's count with this failure, or None when it cannot be counted."""
         if not settings.REDIS_URL:
             return _count_in_process(key, seconds_left)
-        if now < self._redis_down_until:
+        breaker = cache_breaker()
+        if breaker is not None and not breaker.allow():
             return None
         ttl_ms = max(math.ceil(seconds_left * 1000), 1)
         try:
             count = _count_script(keys=[key], args=[ttl_ms], client=get_redis_connection("default"))
         except RedisError as error:
-            self._redis_down_until = now + REDIS_BACKOFF_SECONDS
-            if not self._redis_failing:
-                self._redis_failing = True
-                logger.warning("failed authentications are not counted: Redis is unreachable (%s)", error)
+            if breaker is not None:
+                breaker.failed(error)
             return None
-        if self._redis_failing:
-            self._redis_failing = False
-            logger.info("failed authentications are counted again: Redis answers")
+        if breaker is not None:
+            breaker.succeeded()
         return int(count)
 
 

@@ -11,7 +11,9 @@ A key is `<prefix><secret><checksum>`, for example
 - the checksum is CRC32 of everything before it, so a mistyped or truncated key
   is rejected before any lookup (the same scheme GitHub's tokens use).
 
-Only HMAC-SHA256(pepper, key) is stored; the raw key is shown once.
+Only `v<version>$` + HMAC-SHA256(pepper, key) is stored, the version naming
+the pepper, so that a new pepper can be added while keys hashed with an older
+one keep working; the raw key is shown once.
 """
 
 import hashlib
@@ -64,3 +66,8 @@ def public_prefix(raw_key: str, prefix: str) -> str:
 
 def hash_key(raw_key: str, pepper: str) -> str:
     return hmac.new(pepper.encode(), raw_key.encode(), hashlib.sha256).hexdigest()
+
+
+def stored_hash(raw_key: str, version: int, pepper: str) -> str:
+    """What the database holds for a key: the pepper's version, then the HMAC."""
+    return f"v{version}${hash_key(raw_key, pepper)}"

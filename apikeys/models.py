@@ -23,7 +23,8 @@ class APIKey(models.Model):
     prefix = models.CharField(
         max_length=32, db_index=True, help_text="The public start of the key, safe to show."
     )
-    hashed_key = models.CharField(max_length=64, unique=True, editable=False)
+    # "v<pepper version>$<HMAC-SHA256 hex>" (apikeys.keys.stored_hash)
+    hashed_key = models.CharField(max_length=80, unique=True, editable=False)
     scopes = models.JSONField(default=default_scopes, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

@@ -10,7 +10,7 @@ from django.utils import timezone
 from core.errors import AppError
 from plans.models import Customer
 
-from . import keys
+from . import keys, peppers
 from .context import forget_rejected_key, invalidate_key_contexts
 from .models import APIKey, KeyStatus
 
@@ -46,7 +46,7 @@ def api_key_create(
         customer=customer,
         name=name,
         prefix=keys.public_prefix(raw_key, settings.API_KEY_PREFIX),
-        hashed_key=keys.hash_key(raw_key, settings.API_KEY_PEPPER),
+        hashed_key=peppers.current_hash(raw_key),
         expires_at=expires_at,
         **({"scopes": scopes} if scopes is not None else {}),
     )

@@ -100,6 +100,9 @@ def server_env(secret_key, enforcement="on"):
         REDIS_URL=REDIS_URL,
         DEBUG="false",
         SECRET_KEY=secret_key,
+        API_KEY_PEPPER=f"{secret_key}-pepper",  # the run's own, as the secret key
+        # Deployed settings, but plain HTTP on loopback: no TLS in front to redirect to.
+        SECURE_SSL_REDIRECT="false",
         ALLOWED_HOSTS=HOST,
         BENCH_ENFORCEMENT=enforcement,
         LOG_LEVEL="WARNING",

@@ -38,6 +38,9 @@ def main():
         DJANGO_SETTINGS_MODULE="saas.settings",
         DEBUG="false",
         SECRET_KEY=uuid.uuid4().hex,
+        API_KEY_PEPPER=uuid.uuid4().hex,
+        # Deployed settings, but the test client speaks plain HTTP: no TLS to redirect to.
+        SECURE_SSL_REDIRECT="false",
         ALLOWED_HOSTS="testserver",
     )
     os.environ.pop("REDIS_URL", None)  # not on this path

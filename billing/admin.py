@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.db.models import Count
 
 from apikeys.admin import InvalidatesKeyContexts
@@ -7,7 +8,15 @@ from metering.reports import tier_margin_warning
 from metering.selectors import pending_units
 from plans.models import Customer, Tier
 
-from .models import EventStatus, OverageReport, StripeEvent, StripeSync, SyncStatus, UsageReconcileRun
+from .models import (
+    ClosedPeriod,
+    EventStatus,
+    OverageReport,
+    StripeEvent,
+    StripeSync,
+    SyncStatus,
+    UsageReconcileRun,
+)
 from .queueing import APPLY_STRIPE_EVENT, RUN_STRIPE_SYNC, queue_after_commit
 from .sync import catalog_sync_queue
 
@@ -145,15 +154,24 @@ class RecordAdmin(admin.ModelAdmin):
         return False
 
 
+class ReplayableAdmin(RecordAdmin):
+    """A record an operator may replay, given the model's replay permission
+    (billing.replay_stripeevent, billing.replay_stripesync): viewing is not enough."""
+
+    def has_replay_permission(self, request):
+        codename = get_permission_codename("replay", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+
 @admin.register(StripeEvent)
-class StripeEventAdmin(RecordAdmin):
+class StripeEventAdmin(ReplayableAdmin):
     list_display = ("stripe_id", "type", "status", "attempts", "stripe_created", "created_at", "processed_at")
     list_filter = ("status", "type", "livemode")
     search_fields = ("stripe_id", "type", "error")
     date_hierarchy = "created_at"
     actions = ["replay"]
 
-    @admin.action(description="Replay the selected events (apply them again)")
+    @admin.action(description="Replay the selected events (apply them again)", permissions=["replay"])
     def replay(self, request, queryset):
         for event in queryset:
             StripeEvent.objects.filter(pk=event.pk).update(status=EventStatus.RECEIVED, error="")
@@ -162,14 +180,17 @@ class StripeEventAdmin(RecordAdmin):
 
 
 @admin.register(StripeSync)
-class StripeSyncAdmin(RecordAdmin):
+class StripeSyncAdmin(ReplayableAdmin):
     list_display = ("operation", "target", "status", "attempts", "created_at", "updated_at")
     list_filter = ("status", "operation")
     search_fields = ("target", "idempotency_key", "error")
     date_hierarchy = "created_at"
     actions = ["replay"]
 
-    @admin.action(description="Replay the selected syncs (same idempotency key: no duplicates in Stripe)")
+    @admin.action(
+        description="Replay the selected syncs (same idempotency key: no duplicates in Stripe)",
+        permissions=["replay"],
+    )
     def replay(self, request, queryset):
         replayable = queryset.exclude(status=SyncStatus.SUCCEEDED)
         count = replayable.count()
@@ -193,3 +214,20 @@ class UsageReconcileRunAdmin(RecordAdmin):
     list_display = ("ran_at", "periods", "rows_checked", "drifting_rows", "stripe_checked")
     list_filter = ("stripe_checked",)
     date_hierarchy = "ran_at"
+
+
+@admin.register(ClosedPeriod)
+class ClosedPeriodAdmin(RecordAdmin):
+    list_display = (
+        "customer",
+        "start",
+        "end",
+        "tier",
+        "quota",
+        "overage_billed",
+        "overage_ceiling",
+        "closed_at",
+    )
+    list_filter = ("overage_billed", "tier")
+    search_fields = ("customer__user__email", "customer__stripe_customer_id")
+    date_hierarchy = "end"

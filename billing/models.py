@@ -3,7 +3,7 @@ from datetime import UTC, timedelta
 from django.db import models
 from django.db.models import Q
 
-from plans.models import Customer
+from plans.models import Customer, Tier
 
 
 class EventStatus(models.TextChoices):
@@ -39,6 +39,8 @@ class StripeEvent(models.Model):
                 condition=Q(status__in=EventStatus.values), name="stripe_event_status_valid"
             ),
         ]
+        # Replaying applies Stripe's state to a customer again: more than viewing.
+        permissions = [("replay_stripeevent", "Can replay Stripe event")]
 
     def __str__(self):
         return f"{self.type} {self.stripe_id}"
@@ -77,6 +79,8 @@ class StripeSync(models.Model):
                 condition=Q(status__in=SyncStatus.values), name="stripe_sync_status_valid"
             ),
         ]
+        # Replaying sends the change to Stripe again: more than viewing.
+        permissions = [("replay_stripesync", "Can replay Stripe sync")]
 
     def __str__(self):
         return f"{self.operation} {self.target}"
@@ -118,6 +122,48 @@ class OverageReport(models.Model):
         if self.period_end is not None:
             end = min(end, self.period_end)
         return int(end.timestamp()) - 1
+
+
+class ClosedPeriod(models.Model):
+    """A customer's monthly quota period that a renewal closed, or the part of
+    one a plan change or cancellation closed, with the limits in force then.
+
+    Written by subscription_apply as the customer moves on (billing.overage),
+    so that usage flushed after it is still settled with its own bounds and
+    prices, not the customer's new ones, and the reconcile
+    (billing.usage_reconcile) compares whole past periods. `start` is the
+    quota period's start; `end` where the next period starts (every usage
+    bucket falls in exactly one period), or the moment the tier changed.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="closed_periods")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    quota = models.PositiveBigIntegerField()
+    overage_billed = models.BooleanField(help_text="Overage over the quota was billed to Stripe.")
+    overage_ceiling = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Most units the spending cap allowed (quota included); empty: no cap.",
+    )
+    closed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-start"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "start", "end"], name="closed_period_once"),
+        ]
+
+    def __str__(self):
+        return f"customer {self.customer_id}: {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M}"
+
+    def overage_units(self, used: int) -> int:
+        """As Customer.overage_units, with the limits the period had."""
+        if not self.overage_billed:
+            return 0
+        overage = max(0, used - self.quota)
+        return overage if self.overage_ceiling is None else min(overage, self.overage_ceiling - self.quota)
 
 
 class UsageReconcileRun(models.Model):

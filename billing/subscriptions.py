@@ -20,7 +20,7 @@ from plans.models import ENDED, PAID_ACCESS, Customer, QuotaPeriod, Subscription
 from plans.periods import period_bounds
 from plans.services import DEFAULT_TIER_SLUG, tier_get
 
-from .overage import overage_report_before_change
+from .overage import closed_period_record, overage_report_before_change
 from .queueing import SEND_PAST_DUE_WARNING, queue_after_commit
 
 logger = logging.getLogger(__name__)
@@ -195,7 +195,8 @@ def subscription_apply(
        subscription; the tier of the subscription's price otherwise.
     3. Keep the quota period in progress across a plan change.
     4. Leaving a tier or a period: report its overage so far first, with
-       the tier and period in force (billing.overage).
+       the tier and period in force, and keep a period that closes as a
+       ClosedPeriod (billing.overage).
     5. Assign the state; save and invalidate key contexts only if it changed.
     6. Queue the past-due email, once per episode.
     """
@@ -210,7 +211,8 @@ def subscription_apply(
         return ApplyResult(False, "no tier has the subscription's price")
     start = _quota_period_start(customer, tier, start, now)
     if tier.pk != customer.tier_id or start != customer.current_period_start:
-        overage_report_before_change(customer, now=now)
+        closed = closed_period_record(customer, next_tier_id=tier.pk, next_start=start, now=now)
+        overage_report_before_change(customer, now=now, closes_at=closed.end if closed else None)
 
     before = _state(customer)
     _assign(customer, subscription, tier, start, end, event_at, now)

@@ -11,6 +11,10 @@ For each customer and quota period with any usage:
 - Stripe overage: what the Billing Meter recorded for the customer over the
   period; it equals the reported overage.
 
+Past periods are the ones subscription_apply recorded as they closed
+(ClosedPeriod: their own bounds and limits); a customer who never had one
+(the free tier's calendar months) has them worked out from the tier.
+
 A column that cannot be read is None and not compared: no counter (never
 made, expired after its period, a per-minute quota, or no Redis), expected
 overage while the period is open or off an overage tier, Stripe not configured
@@ -28,7 +32,7 @@ from plans.models import Customer, QuotaPeriod
 from plans.periods import add_months, period_bounds
 
 from .gateway import meter_usage_total, overage_meter_id
-from .models import OverageReport, UsageReconcileRun
+from .models import ClosedPeriod, OverageReport, UsageReconcileRun
 from .stripe_api import is_configured
 
 CURRENT, PREVIOUS = "current", "previous"
@@ -89,25 +93,36 @@ class UsageReconcileResult:
         return [row for row in self.rows if row.drifts]
 
 
-def period_of(customer: Customer, period: str | datetime, now: datetime) -> tuple[datetime, datetime]:
-    """[start, end) of the customer's quota period: the current one, the
-    previous one, or the one containing a given moment."""
+def period_of(
+    customer: Customer, period: str | datetime, now: datetime
+) -> tuple[datetime, datetime, ClosedPeriod | None]:
+    """[start, end) of the customer's quota period, and its ClosedPeriod when
+    it closed: the current one, the previous one, or the one containing a
+    given moment."""
 
     def bounds(moment: datetime) -> tuple[datetime, datetime]:
         start, end = customer.current_period_start, customer.current_period_end
         return period_bounds(customer.tier.quota_period, moment, start, end)
 
-    if isinstance(period, datetime):
-        return bounds(period)
+    current_start, current_end = bounds(now)
     if period == CURRENT:
-        return bounds(now)
-    start, _ = bounds(now)
+        return current_start, current_end, None
+    # Whole past periods only: a tier's part of the current period closes too.
+    closed = ClosedPeriod.objects.filter(customer=customer, end__lte=current_start).order_by("-end", "start")
+    if isinstance(period, datetime):
+        if period >= current_start:
+            return *bounds(period), None
+        found = closed.filter(start__lte=period, end__gt=period).first()
+        return (found.start, found.end, found) if found else (*bounds(period), None)
+    found = closed.first()
+    if found is not None:
+        return found.start, found.end, found
     billing_start = customer.current_period_start
-    if customer.tier.quota_period == QuotaPeriod.MONTH and billing_start and start <= billing_start:
+    if customer.tier.quota_period == QuotaPeriod.MONTH and billing_start and current_start <= billing_start:
         # Before the stored billing period, period_bounds falls back to calendar
         # months: the previous billing month is one month back from the anchor.
-        return add_months(start, -1), start
-    return bounds(start - timedelta(microseconds=1))
+        return add_months(current_start, -1), current_start, None
+    return *bounds(current_start - timedelta(microseconds=1)), None
 
 
 def _reported_overage(customer: Customer, start: datetime, end: datetime) -> int:
@@ -131,16 +146,31 @@ def _stripe_overage(customer: Customer, meter_id: str | None, start: datetime, e
 
 
 def usage_row(
-    customer: Customer, start: datetime, end: datetime, *, now: datetime, meter_id: str | None, stripe: bool
+    customer: Customer,
+    start: datetime,
+    end: datetime,
+    *,
+    now: datetime,
+    meter_id: str | None,
+    stripe: bool,
+    closed: ClosedPeriod | None = None,
 ) -> UsageRow:
-    """One customer period, each store read on its own."""
+    """One customer period, each store read on its own; priced with the limits
+    it closed with (`closed`), else the customer's."""
     counter = None
     if end - start >= SHORTEST_COUNTED_PERIOD:
         counter = quota_counter(customer_id=customer.pk, period_start=start)
     pending = pending_usage_in_period(customer_id=customer.pk, start=start, end=end)
     ledger = ledger_usage_in_period(customer_id=customer.pk, start=start, end=end)
-    closed = now >= end + CLOSED_AFTER
-    billed = customer.tier.has_overage and bool(customer.stripe_customer_id)
+    settled = now >= end + CLOSED_AFTER
+    if closed is not None:
+        billed, overage_units = (
+            closed.overage_billed and bool(customer.stripe_customer_id),
+            closed.overage_units,
+        )
+    else:
+        billed = customer.tier.has_overage and bool(customer.stripe_customer_id)
+        overage_units = customer.overage_units
     return UsageRow(
         customer_id=customer.pk,
         customer=str(customer),
@@ -149,7 +179,7 @@ def usage_row(
         counter=counter,
         pending=pending,
         ledger=ledger,
-        expected_overage=customer.overage_units(ledger) if closed and billed else None,
+        expected_overage=overage_units(ledger) if settled and billed else None,
         reported_overage=_reported_overage(customer, start, end),
         stripe_overage=_stripe_overage(customer, meter_id, start, end) if stripe else None,
     )
@@ -173,11 +203,11 @@ def usage_reconcile(*, now: datetime, periods: Sequence[str | datetime] = (PREVI
     rows, seen = [], set()
     for customer in Customer.objects.select_related("tier", "user").order_by("pk"):
         for period in periods:
-            start, end = period_of(customer, period, now)
+            start, end, closed = period_of(customer, period, now)
             if (customer.pk, start) in seen:
                 continue
             seen.add((customer.pk, start))
-            row = _measured(customer, start, end, **options)
+            row = _measured(customer, start, end, closed=closed, **options)
             if not row.is_idle:
                 rows.append(row)
     drifting = [row.as_record() for row in rows if row.drifts]

@@ -27,7 +27,7 @@ from plans.services import customer_ensure
 from . import gateway
 from .stripe_api import BillingUnavailable, is_configured
 from .subscriptions import subscription_apply
-from .webhooks import SignatureInvalid, event_store, event_verify
+from .webhooks import EventMalformed, SignatureInvalid, event_store, event_verify
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +184,8 @@ def stripe_webhook(request):
         event = event_verify(request.body, request.headers.get("Stripe-Signature"))
     except SignatureInvalid as error:
         return JsonResponse(error_body("invalid_signature", str(error)), status=400)
+    except EventMalformed as error:
+        return JsonResponse(error_body("malformed_event", str(error)), status=400)
     with transaction.atomic():
         stored, created = event_store(event)
     return JsonResponse({"received": True, "id": stored.stripe_id, "duplicate": not created})

@@ -9,6 +9,7 @@ time additionally stops an older event from overwriting a newer one's state.
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -43,23 +44,122 @@ class SignatureInvalid(Exception):
     pass
 
 
+class EventMalformed(Exception):
+    """A body that verifies but is not a Stripe event we can store and apply.
+
+    Refused before anything is written: Stripe retries every non-2xx answer
+    for three days, so such a body must be a quick 400, never a 500."""
+
+
 def event_verify(payload: bytes, signature: str | None) -> dict:
     """The event, if `signature` is Stripe's for `payload` within the default
-    tolerance (5 minutes); raises SignatureInvalid otherwise."""
+    tolerance (5 minutes) and the body has an event's shape (event_parse);
+    raises SignatureInvalid or EventMalformed otherwise."""
     if not signature:
         raise SignatureInvalid("The Stripe-Signature header is missing.")
     try:
-        stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
+        # Only the signature: the SDK's construct_event also builds an Event
+        # object, and raises AttributeError (a 500) on a body that is no object.
+        stripe.WebhookSignature.verify_header(
+            payload, signature, settings.STRIPE_WEBHOOK_SECRET, stripe.Webhook.DEFAULT_TOLERANCE
+        )
     except stripe.SignatureVerificationError as error:
         raise SignatureInvalid(f"The Stripe-Signature header does not verify: {error.user_message}") from None
-    except ValueError:
-        raise SignatureInvalid("The body is not a JSON Stripe event.") from None
-    # The body as sent, not the SDK's object: that one turns *_decimal fields
-    # into Decimals, which a JSON column cannot store.
-    event = json.loads(payload)
-    if not isinstance(event, dict) or not {"id", "type", "created", "data"} <= event.keys():
-        raise SignatureInvalid("The body is not a Stripe event.")
+    except UnicodeDecodeError:  # Stripe signs UTF-8 text: this body was never signed by it
+        raise SignatureInvalid("The body is not UTF-8 text, so it carries no Stripe signature.") from None
+    return event_parse(payload)
+
+
+def event_parse(payload: bytes) -> dict:
+    """The event in a verified body, as sent: not the SDK's object, which
+    turns *_decimal fields into Decimals that a JSON column cannot store.
+    Raises EventMalformed unless it is a Stripe event that can be stored
+    and routed (the fields event_apply reads have the types it expects)."""
+    try:
+        event = json.loads(payload)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+        raise EventMalformed("The body is not JSON.") from None
+    problem = _unstorable(event) or _envelope_problem(event) or _routing_problem(event)
+    if problem:
+        raise EventMalformed(f"The body is not a Stripe event: {problem}.")
     return event
+
+
+def _unstorable(value) -> str | None:
+    """Why PostgreSQL would refuse to store `value` (jsonb and text columns), or None.
+
+    Iterative: a deep body that json.loads still takes must not exhaust the stack here."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "it holds a NUL character"
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "it holds an unpaired surrogate escape"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "it holds a number that is not finite"
+    return None
+
+
+def _text_field(name: str) -> int:
+    return StripeEvent._meta.get_field(name).max_length
+
+
+def _envelope_problem(event) -> str | None:
+    if not isinstance(event, dict) or event.get("object") != "event":
+        return "it is not an object whose object is event"
+    for key, column in (("id", "stripe_id"), ("type", "type")):
+        value = event.get(key)
+        if not isinstance(value, str) or not 0 < len(value) <= _text_field(column):
+            return f"{key} is not a string of 1 to {_text_field(column)} characters"
+    created = event.get("created")
+    if type(created) is not int or _moment(created) is None:
+        return "created is not a time in seconds since 1970"
+    if not isinstance(event.get("livemode", False), bool):
+        return "livemode is not true or false"
+    data = event.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        return "data.object is not an object"
+    return None
+
+
+def _moment(created: int) -> datetime | None:
+    """Stripe's `created` as a time, or None when no datetime can hold it."""
+    if created < 0:
+        return None
+    try:
+        return datetime.fromtimestamp(created, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _routing_problem(event: dict) -> str | None:
+    """Why event_apply could not read the fields it routes by, or None."""
+    try:
+        _subscription_id_of(event)
+        if event["type"] == "checkout.session.completed":
+            _optional(event["data"]["object"], "metadata", dict)
+    except EventMalformed as error:
+        return str(error)
+    return None
+
+
+def _optional(obj: dict, key: str, kind: type):
+    """obj[key], None when absent or null; raises EventMalformed when it is
+    of another kind, or an empty string."""
+    value = obj.get(key)
+    if value is None or (isinstance(value, kind) and value != ""):
+        return value
+    raise EventMalformed(f"{key} is not {'a string' if kind is str else 'an object'}")
 
 
 def event_store(event: dict) -> tuple[StripeEvent, bool]:
@@ -69,7 +169,7 @@ def event_store(event: dict) -> tuple[StripeEvent, bool]:
         defaults={
             "type": event["type"],
             "livemode": bool(event.get("livemode")),
-            "stripe_created": datetime.fromtimestamp(event["created"], UTC),
+            "stripe_created": _moment(event["created"]),
             "payload": event,
         },
     )
@@ -85,16 +185,22 @@ class Outcome:
 
 
 def _subscription_id_of(event: dict) -> str | None:
+    """The subscription the event is about, if any; raises EventMalformed when
+    a field on the way is of the wrong kind (event_parse refuses such bodies)."""
     obj = event["data"]["object"]
     event_type = event["type"]
     if event_type in SUBSCRIPTION_EVENTS:
-        return obj["id"]
+        subscription_id = _optional(obj, "id", str)
+        if subscription_id is None:
+            raise EventMalformed("data.object has no id")
+        return subscription_id
     if event_type == "checkout.session.completed":
-        return obj.get("subscription") if obj.get("mode") == "subscription" else None
+        return _optional(obj, "subscription", str) if obj.get("mode") == "subscription" else None
     if event_type in INVOICE_EVENTS:
         # In this API version an invoice names its subscription under `parent`.
-        details = (obj.get("parent") or {}).get("subscription_details") or {}
-        return details.get("subscription")
+        parent = _optional(obj, "parent", dict) or {}
+        details = _optional(parent, "subscription_details", dict) or {}
+        return _optional(details, "subscription", str)
     return None
 
 
@@ -128,7 +234,7 @@ def event_apply(event: dict) -> Outcome:
     if event["type"] == "checkout.session.completed":
         _link_checkout_customer(event["data"]["object"])
     subscription = _current_subscription(event, subscription_id)
-    event_at = datetime.fromtimestamp(event["created"], UTC)
+    event_at = _moment(event["created"])
     known = customer_for_subscription(subscription, lock=False)
     if known is not None:
         pending_usage_flush(known.pk)

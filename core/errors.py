@@ -1,14 +1,27 @@
 """One error shape for the whole API: {"error": "<code>", "detail": "<message>"}.
 
 Apps raise `AppError` subclasses (or DRF exceptions); `json_exception_handler`
-renders both, keeping the headers DRF sets (WWW-Authenticate, Retry-After).
+renders both, keeping the headers DRF sets (WWW-Authenticate, Retry-After),
+and turns a database out of reach into `503 database_unavailable`, Redis out
+of reach (in a view, after the limiter let the request in) into `503
+redis_unavailable`.
 """
 
+import logging
+
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from django.utils.log import log_response
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+from .breaker import cache_breaker
+
+logger = logging.getLogger(__name__)
 
 
 class AppError(Exception):
@@ -33,6 +46,32 @@ class AppError(Exception):
         super().__init__(self.detail)
 
 
+# What django.db raises when the database cannot be reached or gave up (a
+# timeout, a closed connection); any other DatabaseError is a bug, a 500.
+DATABASE_UNREACHABLE_ERRORS = (OperationalError, InterfaceError)
+
+
+class DatabaseUnavailable(AppError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "database_unavailable"
+    detail = "The database cannot be reached right now. Retry shortly."
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail, headers={"Retry-After": str(settings.DATABASE_UNAVAILABLE_RETRY_AFTER)})
+
+
+REDIS_UNREACHABLE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+
+
+class RedisUnavailable(AppError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "redis_unavailable"
+    detail = "Usage data cannot be read right now. Retry shortly."
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail, headers={"Retry-After": str(settings.RATE_LIMIT_UNAVAILABLE_RETRY_AFTER)})
+
+
 def error_body(code: str, detail: str, **extra) -> dict:
     return {"error": code, "detail": detail, **extra}
 
@@ -53,10 +92,23 @@ def json_exception_handler(exc, context):
     # classes from settings, and those import this module.
     from rest_framework.views import exception_handler as drf_exception_handler
 
+    if isinstance(exc, DATABASE_UNREACHABLE_ERRORS):
+        logger.debug("database unreachable: %s", exc)  # the outage is logged once (core.breaker)
+        exc = DatabaseUnavailable()
+    elif isinstance(exc, REDIS_UNREACHABLE_ERRORS):
+        breaker = cache_breaker()
+        if breaker is not None:
+            breaker.failed(exc)  # the next requests fail fast, and the outage is logged once
+        exc = RedisUnavailable()
     if isinstance(exc, AppError):
-        return Response(
+        response = Response(
             error_body(exc.code, exc.detail, **exc.extra), status=exc.status_code, headers=exc.headers
         )
+        if exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+            # A dependency is down: that is logged once as it starts and ends
+            # (core.breaker), not as one django.request error per refused request.
+            response._has_been_logged = True
+        return response
 
     # Convert Django's own exceptions first so they get the same JSON shape.
     if isinstance(exc, Http404):

@@ -27,6 +27,8 @@ from decimal import Decimal
 from django.conf import settings
 from django_redis import get_redis_connection
 
+from core.breaker import cache_breaker
+
 from .keys import COST_KEY
 from .ledger import add_cost_fields
 from .models import CPU_BUCKET_PREFIX, CostMetric
@@ -168,10 +170,20 @@ class CostAggregator:
             fields[f"r|{hour}|{customer_id}|{status}"] = count
         if not fields:
             return
+        breaker = cache_breaker() if settings.REDIS_URL else None
+        if breaker is not None and not breaker.allow():
+            logger.debug("Redis down: %s cost sample fields dropped", len(fields))
+            return
         try:
             _write_cost_fields(fields)
-        except Exception:
-            logger.warning("could not write %s cost sample fields", len(fields), exc_info=True)
+        except Exception as error:
+            if breaker is None:
+                logger.warning("could not write %s cost sample fields", len(fields), exc_info=True)
+                return
+            breaker.failed(error)  # logs the outage once
+            return
+        if breaker is not None:
+            breaker.succeeded()
 
 
 def _write_cost_fields(fields: dict[str, int]) -> None:

@@ -14,7 +14,7 @@ SHA-256 of the body. For 24 hours after that request answered 2xx:
 While the first request runs, the same key gets 409 `idempotency_key_in_use`
 with Retry-After. A first request that failed (not 2xx) keeps nothing: the
 next one runs, and is billed once if it succeeds. A response body over
-MAX_STORED_BYTES (or a streamed one) is served and billed but not kept: a
+settings.IDEMPOTENCY_MAX_STORED_BYTES (or a streamed one) is served and billed but not kept: a
 repeat then gets 409 `idempotency_response_not_stored`, never a second run.
 A key is used only where a request can be billed; the usage API and OPTIONS
 ignore it.
@@ -26,6 +26,7 @@ import math
 import secrets
 from dataclasses import replace
 
+from django.conf import settings
 from django.http import HttpResponse
 from rest_framework import status
 
@@ -37,7 +38,6 @@ from .usage import settle
 
 logger = logging.getLogger(__name__)
 
-MAX_STORED_BYTES = 64 * 1024  # a day of keys per customer stays a few MB of Redis at most
 MAX_KEY_LENGTH = 255
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -62,10 +62,12 @@ class IdempotencyKeyInUse(AppError):
 class IdempotentResponseNotStored(AppError):
     status_code = status.HTTP_409_CONFLICT
     code = "idempotency_response_not_stored"
-    detail = (
-        f"The request with this Idempotency-Key succeeded, but its response (over {MAX_STORED_BYTES} "
-        "bytes) was not kept. Use a new key to run it again."
-    )
+
+    def __init__(self):
+        super().__init__(
+            "The request with this Idempotency-Key succeeded, but its response (over "
+            f"{settings.IDEMPOTENCY_MAX_STORED_BYTES} bytes) was not kept. Use a new key to run it again."
+        )
 
 
 class Replayed(AppError):
@@ -114,7 +116,7 @@ def release(decision: Decision, claimed: ClaimedKey, field: str) -> None:
 
 def kept(claimed: ClaimedKey, response) -> ClaimedKey:
     """The claim with what to keep of a successful response, if it fits."""
-    if getattr(response, "streaming", False) or len(response.content) > MAX_STORED_BYTES:
+    if getattr(response, "streaming", False) or len(response.content) > settings.IDEMPOTENCY_MAX_STORED_BYTES:
         return claimed
     return replace(
         claimed,

@@ -29,10 +29,10 @@ from . import idempotency
 from .alerts import thresholds_reached
 from .cost import CostMeter, cost_aggregator
 from .keys import hour_of
-from .limiter import Decision, LimiterUnavailable, Reason
-from .tasks import send_quota_alert
+from .limiter import Decision, LimiterUnavailable, Reason, SettleRequest
+from .tasks import send_quota_alert, settle_again
 from .throttling import METERING_ATTRIBUTE, MeteredRequest
-from .usage import is_billable, settle
+from .usage import is_billable, settle_arguments, settle_request
 
 logger = logging.getLogger(__name__)
 
@@ -105,25 +105,35 @@ def _settle(request, response, metered: MeteredRequest) -> Decision:
     if billable and metered.billed_at_check:
         _queue_alerts(decision.limits, decision.quota_used)  # the common case: no round trip
         return decision
+    request_to_settle = SettleRequest(
+        decision=decision,
+        billed_at_check=metered.billed_at_check,
+        billable=billable,
+        cost=metered.cost,
+        usage_field=metered.usage_field,
+        claimed=_claimed(metered.claimed, response, billable),
+    )
     try:
-        settlement = settle(
-            decision,
-            billed_at_check=metered.billed_at_check,
-            billable=billable,
-            field=metered.usage_field,
-            cost=metered.cost,
-            claimed=_claimed(metered.claimed, response, billable),
-        )
+        settlement = settle_request(request_to_settle)
     except LimiterUnavailable:
         # The response is ready; failing it now would punish the client for our
-        # outage. A failure billed at the check stays billed: logged to reconcile.
-        logger.error(
-            "settle failed: Redis unreachable after the view (%s)", metered.usage_field, exc_info=True
-        )
+        # outage. The settle did not run (its deadline saw to that): retried.
+        _settle_later(request_to_settle)
         return decision
     if settlement.billed:
         _queue_alerts(decision.limits, settlement.used)
     return replace(decision, quota_used=settlement.used)
+
+
+def _settle_later(request: SettleRequest) -> None:
+    try:
+        settle_again.delay(settle_arguments(request))
+    except Exception:
+        # The broker is out too (or, with eager tasks, Redis still is): the
+        # unit stays as the check left it, and reconcile_usage reports it.
+        logger.error("settle lost: Redis and the retry queue out of reach (%s)", request.usage_field)
+    else:
+        logger.warning("settle queued for retry: Redis out of reach after the view (%s)", request.usage_field)
 
 
 def _claimed(claimed, response, billable: bool):

@@ -2,9 +2,10 @@
 the answers it can bring, on every operation a request can be billed for
 (metering/idempotency.py has the rules)."""
 
+from django.conf import settings
 from drf_spectacular.openapi import AutoSchema
 
-from .idempotency import MAX_KEY_LENGTH, MAX_STORED_BYTES
+from .idempotency import MAX_KEY_LENGTH
 from .throttling import TierThrottle
 
 IDEMPOTENCY_KEY = {
@@ -14,9 +15,10 @@ IDEMPOTENCY_KEY = {
     "schema": {"type": "string", "maxLength": MAX_KEY_LENGTH},
     "description": (
         "Send the request again under the same key without it running or being billed twice. "
-        "For 24 hours after a 2xx, the same request (method, path, query, body) gets the stored "
+        f"For {settings.IDEMPOTENCY_KEY_TTL_SECONDS // 3600} hours after a 2xx, the same request "
+        "(method, path, query, body) gets the stored "
         "response with `Idempotent-Replayed: true`, unbilled. Responses over "
-        f"{MAX_STORED_BYTES // 1024} KiB are not stored: a repeat then gets 409."
+        f"{settings.IDEMPOTENCY_MAX_STORED_BYTES // 1024} KiB are not stored: a repeat then gets 409."
     ),
 }
 ERROR_BODY = {

@@ -7,6 +7,8 @@ from celery import shared_task
 
 from . import alerts
 from .flush import flush_usage
+from .limiter import LimiterUnavailable
+from .usage import settle_from_arguments
 
 
 @shared_task(acks_late=True)
@@ -27,3 +29,17 @@ def send_quota_alert(customer_id: int, period_start: str, threshold: int) -> boo
     return alerts.quota_alert_send(
         customer_id=customer_id, period_start=datetime.fromisoformat(period_start), threshold=threshold
     )
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(LimiterUnavailable,),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=60,  # about four hours of an unreachable Redis; then the reconcile reports it
+)
+def settle_again(arguments: dict) -> bool:
+    """A settle the request path could not apply (Redis out of reach after the
+    view): a failure to unbill, or a request with an Idempotency-Key to bill."""
+    return settle_from_arguments(arguments).billed

@@ -155,11 +155,13 @@ class TierThrottle(BaseThrottle):
             return True
         try:
             metered = _meter(request, view, context, int(time.time() * 1000))
-        except LimiterUnavailable:
+        except LimiterUnavailable as error:
+            # Per request at debug only: the outage itself is logged once, as
+            # it starts and ends (core.breaker).
             if settings.RATE_LIMIT_FAIL_OPEN:
-                logger.warning("limiter unavailable: admitting (fail-open)", exc_info=True)
+                logger.debug("limiter unavailable: admitting (fail-open): %s", error)
                 return True
-            logger.error("limiter unavailable: refusing (fail-closed)", exc_info=True)
+            logger.debug("limiter unavailable: refusing (fail-closed): %s", error)
             retry = str(settings.RATE_LIMIT_UNAVAILABLE_RETRY_AFTER)
             raise LimiterDown(headers={"Retry-After": retry}) from None
         setattr(request._request, METERING_ATTRIBUTE, metered)

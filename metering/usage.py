@@ -12,7 +12,10 @@ On the embedded default (no REDIS_URL) the same rules apply in process and
 usage is written to the database at once, since there is no Redis to flush.
 """
 
-from .limiter import ClaimedKey, Decision, Settlement, SettleRequest, get_limiter
+import base64
+from datetime import datetime
+
+from .limiter import ClaimedKey, Decision, Limits, Reason, Settlement, SettleRequest, get_limiter
 
 BILLABLE_STATUSES = range(200, 300)
 # OPTIONS is answered by DRF's metadata, never by the view. HEAD is not here:
@@ -35,13 +38,66 @@ def settle(
 ) -> Settlement:
     """Decide the billing the check could not: unbill a failure, or settle a
     request that claimed an Idempotency-Key. Gives unbilled units back."""
-    return get_limiter().settle(
+    return settle_request(
         SettleRequest(
             decision=decision,
             billed_at_check=billed_at_check,
             billable=billable,
             cost=cost,
             usage_field=field,
+            claimed=claimed,
+        )
+    )
+
+
+def settle_request(request: SettleRequest) -> Settlement:
+    return get_limiter().settle(request)
+
+
+def settle_arguments(request: SettleRequest) -> dict:
+    """A settle that Redis could not take, as JSON for a Celery task
+    (metering.tasks.settle_again) to retry. Only what settle.lua reads."""
+    limits, claimed = request.decision.limits, request.claimed
+    arguments = {
+        "customer_id": limits.customer_id,
+        "period_start": limits.period_start.isoformat(),
+        "period_end": limits.period_end.isoformat(),
+        "billed_at_check": request.billed_at_check,
+        "billable": request.billable,
+        "cost": request.cost,
+        "usage_field": request.usage_field,
+    }
+    if claimed is not None:
+        arguments["claimed"] = {
+            "record": claimed.record,
+            "token": claimed.token,
+            "stored": claimed.stored,
+            "status": claimed.status,
+            "content_type": claimed.content_type,
+            "body": base64.b64encode(claimed.body).decode(),
+        }
+    return arguments
+
+
+def settle_from_arguments(arguments: dict) -> Settlement:
+    """settle_arguments' settle, applied now. The limiter's deadline makes each
+    attempt all or nothing, so retrying one that timed out never applies it twice."""
+    start, end = (datetime.fromisoformat(arguments[name]) for name in ("period_start", "period_end"))
+    # settle.lua reads only the customer's keys: the burst and quota do not matter.
+    limits = Limits(
+        customer_id=arguments["customer_id"], burst=1, quota=1, period_start=start, period_end=end
+    )
+    claimed = arguments.get("claimed")
+    if claimed is not None:
+        claimed = ClaimedKey(**{**claimed, "body": base64.b64decode(claimed["body"])})
+    decision = Decision(limits, 0, Reason.ADMITTED, 0, 0, 0)
+    return settle_request(
+        SettleRequest(
+            decision=decision,
+            billed_at_check=arguments["billed_at_check"],
+            billable=arguments["billable"],
+            cost=arguments["cost"],
+            usage_field=arguments["usage_field"],
             claimed=claimed,
         )
     )

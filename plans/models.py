@@ -228,6 +228,9 @@ class Customer(models.Model):
                 name="customer_period_ends_after_start",
             ),
         ]
+        # The operator dashboard's MRR, paying customers and top customers by
+        # email: staff without it (or superuser) see usage and refusals only.
+        permissions = [("view_revenue", "Can view revenue and customers on the operator dashboard")]
 
     def __str__(self):
         return self.user.email or self.user.get_username()

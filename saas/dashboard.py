@@ -5,6 +5,11 @@ rather than in either app. Each figure is one query whatever the number of
 tiers or customers; the cost and margin figures come from
 metering.reports.tier_margins, which owns that arithmetic. Usage is what the
 flush has moved to the database (Redis may still hold the last minute's).
+
+Revenue (MRR, paying customers) and the top customers by email are read only
+for operators with REVENUE_PERMISSION (superusers have it); the listed Stripe
+events only for those who may view them in admin. Everyone on the staff sees
+usage, refusals, costs and margins.
 """
 
 from collections import defaultdict
@@ -31,6 +36,8 @@ EVENTS_SHOWN = 20
 # within its grace period keeps API access, so it counts until Stripe gives up.
 REVENUE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE)
 WEBHOOK_ATTENTION_STATUSES = (EventStatus.FAILED, EventStatus.RECEIVED)
+REVENUE_PERMISSION = "plans.view_revenue"
+EVENTS_PERMISSION = "billing.view_stripeevent"
 
 
 @dataclass(frozen=True)
@@ -127,16 +134,18 @@ class WebhookHealth:
 
 def webhooks_needing_attention(*, limit: int = EVENTS_SHOWN) -> WebhookHealth:
     """Stripe events that failed or are still waiting to be processed (two queries:
-    the counts, and the latest rows)."""
+    the counts, and the latest rows; none of those with `limit` 0)."""
     counts = StripeEvent.objects.aggregate(
         failed=Count("pk", filter=Q(status=EventStatus.FAILED)),
         waiting=Count("pk", filter=Q(status=EventStatus.RECEIVED)),
     )
-    events = list(
-        StripeEvent.objects.filter(status__in=WEBHOOK_ATTENTION_STATUSES)
-        .only("stripe_id", "type", "status", "error", "created_at")
-        .order_by("-created_at", "-pk")[:limit]
-    )
+    events = []
+    if limit:
+        events = list(
+            StripeEvent.objects.filter(status__in=WEBHOOK_ATTENTION_STATUSES)
+            .only("stripe_id", "type", "status", "error", "created_at")
+            .order_by("-created_at", "-pk")[:limit]
+        )
     return WebhookHealth(failed=counts["failed"], waiting=counts["waiting"], events=events)
 
 
@@ -150,7 +159,7 @@ class TierFigures:
     units: int  # billed in the window
     refused_429: int
     refused_402: int
-    revenue: TierRevenue
+    revenue: TierRevenue | None  # None: not shown to this operator
 
     @property
     def tier(self):
@@ -183,12 +192,15 @@ class Dashboard:
     usage_chart: dict  # Chart.js data: {"labels": [...], "datasets": [{"label", "data"}]}
     top_customers: list[CustomerUsage]
     webhooks: WebhookHealth
+    shows_revenue: bool = True  # MRR, paying and top customers were read
+    shows_events: bool = True  # the Stripe events needing attention were listed
 
     @property
     def mrr_by_currency(self) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = defaultdict(Decimal)
         for figures in self.tiers:
-            totals[figures.tier.currency] += figures.revenue.mrr
+            if figures.revenue is not None:
+                totals[figures.tier.currency] += figures.revenue.mrr
         return dict(totals)
 
     @property
@@ -206,13 +218,22 @@ def _usage_chart(window: Window, margins: list[TierMargin], usage: dict[tuple[da
     }
 
 
-def operator_dashboard(*, days: int = DEFAULT_WINDOW_DAYS, now: datetime | None = None) -> Dashboard:
-    """Every figure of the operator dashboard for the last `days` UTC days."""
+def operator_dashboard(
+    *,
+    days: int = DEFAULT_WINDOW_DAYS,
+    now: datetime | None = None,
+    revenue: bool = True,
+    events: bool = True,
+) -> Dashboard:
+    """Every figure of the operator dashboard for the last `days` UTC days;
+    without `revenue` no MRR and no customer, without `events` no Stripe event
+    (their counts stay), none of them even read."""
     window = dashboard_window(days=days, now=now)
     margins = tier_margins(since=window.start)  # also the list of tiers, in display order
     usage = usage_by_day_and_tier(since=window.start)
     refusals = refusals_by_tier(since=window.start)
-    revenue = mrr_by_tier()
+    revenue_by_tier = mrr_by_tier() if revenue else {}
+    no_revenue = TierRevenue(0, Decimal(0)) if revenue else None  # a tier nobody pays for, or hidden
     units_by_tier: dict[int, int] = defaultdict(int)
     for (_, tier_id), units in usage.items():
         units_by_tier[tier_id] += units
@@ -222,7 +243,7 @@ def operator_dashboard(*, days: int = DEFAULT_WINDOW_DAYS, now: datetime | None 
             units=units_by_tier[m.tier.pk],
             refused_429=refusals.get(m.tier.pk, {}).get(HTTPStatus.TOO_MANY_REQUESTS, 0),
             refused_402=refusals.get(m.tier.pk, {}).get(HTTPStatus.PAYMENT_REQUIRED, 0),
-            revenue=revenue.get(m.tier.pk, TierRevenue(0, Decimal(0))),
+            revenue=revenue_by_tier.get(m.tier.pk, no_revenue),
         )
         for m in margins
     ]
@@ -230,6 +251,8 @@ def operator_dashboard(*, days: int = DEFAULT_WINDOW_DAYS, now: datetime | None 
         window=window,
         tiers=tiers,
         usage_chart=_usage_chart(window, margins, usage),
-        top_customers=top_customers_by_usage(since=window.start),
-        webhooks=webhooks_needing_attention(),
+        top_customers=top_customers_by_usage(since=window.start) if revenue else [],
+        webhooks=webhooks_needing_attention(limit=EVENTS_SHOWN if events else 0),
+        shows_revenue=revenue,
+        shows_events=events,
     )

@@ -4,6 +4,9 @@ import logging
 
 from django.conf import settings
 from django.db import connection
+from django_redis import get_redis_connection
+
+from core.breaker import redis_breaker
 
 logger = logging.getLogger(__name__)
 
@@ -12,8 +15,8 @@ def check_database() -> str:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception:
-        logger.exception("health check: database unreachable")
+    except Exception as error:
+        logger.debug("health check: database unreachable: %s", error)
         return "unreachable"
     return "ok"
 
@@ -21,13 +24,20 @@ def check_database() -> str:
 def check_redis() -> str:
     if not settings.REDIS_URL:
         return "not configured"
-    from django_redis import get_redis_connection
-
     try:
-        get_redis_connection("default").ping()
-    except Exception:
-        logger.exception("health check: redis unreachable")
+        client = get_redis_connection("default")
+    except Exception as error:
+        logger.warning("health check: no Redis client: %s", error)
         return "unreachable"
+    breaker = redis_breaker(client)  # down: answered at once, and logged once (core.breaker)
+    if not breaker.allow():
+        return "unreachable"
+    try:
+        client.ping()
+    except Exception as error:
+        breaker.failed(error)
+        return "unreachable"
+    breaker.succeeded()
     return "ok"
 
 

@@ -1,8 +1,11 @@
 """Settings, read from the environment.
 
-With no environment at all this is the embedded default: DEBUG on, a SQLite
-file, in-process cache and limiter, Celery tasks run eagerly. A deployment sets
-DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, STRIPE_*, SECRET_KEY and DEBUG=false.
+With DEBUG unset this is a deployment: it needs SECRET_KEY and API_KEY_PEPPER
+and refuses to start without them, and it answers over HTTPS only (see
+README's "Deploy"). DEBUG=true (which `make run` sets) is the embedded
+default: a fixed development key, a SQLite file, in-process cache and limiter,
+Celery tasks run eagerly, plain HTTP. A deployment also sets DATABASE_URL,
+REDIS_URL, CELERY_BROKER_URL and STRIPE_*.
 """
 
 from pathlib import Path
@@ -14,30 +17,113 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
-DEBUG = env.bool("DEBUG", default=True)
+
+def _secret(name: str) -> str:
+    """A secret from the environment, "" when unset; README's `<...>` placeholders are refused."""
+    value = env.str(name, default="")
+    if value.startswith("<") and value.endswith(">"):
+        raise ImproperlyConfigured(f"{name} still holds a placeholder ({value}): set it to a random string.")
+    return value
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ImproperlyConfigured(f"{name} must be a whole number from 1 up, not {value!r}.")
+    return number
+
+
+def _old_peppers(raw: dict[str, str], current_version: int) -> dict[int, str]:
+    """API_KEY_OLD_PEPPERS, "1=first,2=second": the older peppers still accepted, by version."""
+    peppers = {}
+    for version, pepper in raw.items():
+        number = _positive_int("API_KEY_OLD_PEPPERS (a version)", version)
+        if not pepper:
+            raise ImproperlyConfigured(f"API_KEY_OLD_PEPPERS gives version {number} an empty pepper.")
+        if number == current_version:
+            raise ImproperlyConfigured(
+                f"API_KEY_OLD_PEPPERS repeats version {number}, the current API_KEY_PEPPER_VERSION."
+            )
+        peppers[number] = pepper
+    return peppers
+
+
+def _proxy_ssl_header(value: str) -> tuple[str, str] | None:
+    """ "X-Forwarded-Proto" or "X-Forwarded-Ssl=on" as Django's (META key, value); "" is none."""
+    if not value:
+        return None
+    header, _, expected = value.partition("=")
+    return "HTTP_" + header.strip().upper().replace("-", "_"), expected.strip() or "https"
+
+
+# Off unless asked for: a deployment that forgets it must not serve debug pages
+# nor sign with the development key below.
+DEBUG = env.bool("DEBUG", default=False)
 
 # A fixed key is only tolerable on a developer's machine; production must set
 # its own, and starting without one would silently sign sessions with a
 # publicly known key.
 _DEV_SECRET_KEY = "django-insecure-dev-only-key-do-not-use-in-production"
-SECRET_KEY = env.str("SECRET_KEY", default="")
+SECRET_KEY = _secret("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. With DEBUG off the app refuses to start without "
-            "its own secret: export SECRET_KEY to a long random string "
-            '(python -c "import secrets; print(secrets.token_urlsafe(50))").'
+            "SECRET_KEY is not set and DEBUG is off. In production export SECRET_KEY to a long random "
+            'string (python -c "import secrets; print(secrets.token_urlsafe(50))"); on a developer\'s '
+            "machine set DEBUG=true for the embedded default (make run does)."
         )
     SECRET_KEY = _DEV_SECRET_KEY
 
-# API keys are stored as HMAC-SHA256(pepper, key). Changing the pepper
-# invalidates every stored key, so it is its own setting and can outlive a
-# SECRET_KEY rotation.
-API_KEY_PEPPER = env.str("API_KEY_PEPPER", default=SECRET_KEY)
+# API keys are stored as "v<version>$" + HMAC-SHA256(pepper, key). The pepper
+# is its own secret, so that rotating SECRET_KEY (sessions, password reset
+# links) leaves every API key working. A new pepper is added, never swapped:
+# it becomes API_KEY_PEPPER under the next version and the old one moves to
+# API_KEY_OLD_PEPPERS, where keys hashed with it keep working (and move to the
+# new pepper at their next lookup) until it is removed (README, "API keys").
+API_KEY_PEPPER = _secret("API_KEY_PEPPER")
+if not API_KEY_PEPPER:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "API_KEY_PEPPER is not set and DEBUG is off. Export it to a long random string of its own. "
+            "Upgrading a deployment whose keys were hashed with SECRET_KEY: set API_KEY_PEPPER to the "
+            "value of SECRET_KEY, or every existing API key stops working."
+        )
+    API_KEY_PEPPER = SECRET_KEY
+API_KEY_PEPPER_VERSION = _positive_int(
+    "API_KEY_PEPPER_VERSION", env.str("API_KEY_PEPPER_VERSION", default="1")
+)
+API_KEY_OLD_PEPPERS = _old_peppers(env.dict("API_KEY_OLD_PEPPERS", default={}), API_KEY_PEPPER_VERSION)
 API_KEY_PREFIX = env.str("API_KEY_PREFIX", default="tk_live_")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Proxies in front of the app (load balancer, nginx): client addresses are read
+# from X-Forwarded-For through them, and whether the client used HTTPS from
+# X-Forwarded-Proto.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# HTTPS. With DEBUG off the defaults are a deployment's, and pass `manage.py
+# check --deploy`: plain HTTP is redirected, browsers are told to use HTTPS only
+# for a year, on every subdomain (and may preload that), and cookies travel
+# over HTTPS only. Each can be set from the environment.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Load balancers and orchestrators probe the health check over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# Behind a proxy that ends TLS every request reaches the app over HTTP; the
+# proxy's header says what the client used. Trusted only when proxies are
+# declared, since a client could send the header itself; the proxy must set
+# it, replacing any the client sent.
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(
+    env.str("SECURE_PROXY_SSL_HEADER", default="X-Forwarded-Proto" if TRUSTED_PROXY_COUNT else "")
+)
 
 INSTALLED_APPS = [
     # django.contrib.admin with the operator dashboard (saas/admin_site.py)
@@ -63,6 +149,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A view or page that cannot reach the database answers 503, not 500.
+    "saas.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -97,11 +185,42 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# PostgreSQL timeouts. A web request must fail fast when the database stalls;
+# Celery tasks and management commands (migrations, reconciles) may run long.
+# DATABASE_TIMEOUTS=task picks their pair: manage.py sets it for every command
+# but runserver, Celery workers are started with it.
+DATABASE_TIMEOUTS = env.str("DATABASE_TIMEOUTS", default="web")
+if DATABASE_TIMEOUTS not in ("web", "task"):
+    raise ImproperlyConfigured(f"DATABASE_TIMEOUTS must be web or task, not {DATABASE_TIMEOUTS!r}.")
+_TASK = DATABASE_TIMEOUTS == "task"
+_TIMEOUTS_PREFIX = "DATABASE_TASK_" if _TASK else "DATABASE_"
+# Whole seconds, 2 at least (libpq's rule).
+DATABASE_CONNECT_TIMEOUT_SECONDS = env.int(
+    f"{_TIMEOUTS_PREFIX}CONNECT_TIMEOUT_SECONDS", default=10 if _TASK else 2
+)
+DATABASE_STATEMENT_TIMEOUT_SECONDS = env.float(
+    f"{_TIMEOUTS_PREFIX}STATEMENT_TIMEOUT_SECONDS", default=300.0 if _TASK else 3.0
+)
+DATABASE_UNAVAILABLE_RETRY_AFTER = env.int("DATABASE_UNAVAILABLE_RETRY_AFTER", default=5)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, bounding what the server itself cannot time out (saas/postgresql/).
+    DATABASES["default"]["ENGINE"] = "saas.postgresql"
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        connect_timeout=DATABASE_CONNECT_TIMEOUT_SECONDS,
+        statement_timeout=DATABASE_STATEMENT_TIMEOUT_SECONDS,
+        unreachable_backoff=env.float("DATABASE_UNREACHABLE_BACKOFF_SECONDS", default=1.0),
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # No REDIS_URL means the embedded in-process backends.
 REDIS_URL = env.str("REDIS_URL", default="")
-REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=0.5)
+# A hung Redis costs a request at most this (then the breaker fails fast:
+# core.breaker), so that every API request answers within 250 ms.
+REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=0.2)
+# After a failed call, each process fails Redis calls at once for this long,
+# then lets one request probe: serving resumes this soon after Redis answers.
+REDIS_DOWN_BACKOFF_SECONDS = env.float("REDIS_DOWN_BACKOFF_SECONDS", default=1.0)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -143,8 +262,9 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 
 # Accounts (django-allauth): sign-up and login by email and password. The
-# email must be verified before the first API key (accounts.views enforces
-# it); login does not wait for it, so a new user lands on the dashboard.
+# email must be verified before the first login: that is what lets sign-up
+# answer a registered address exactly as a new one (and email its owner
+# instead), so nobody learns who has an account. The key views check it too.
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
@@ -152,20 +272,22 @@ AUTHENTICATION_BACKENDS = [
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
-ACCOUNT_EMAIL_VERIFICATION = "optional"
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_PREVENT_ENUMERATION = True  # sign-up, login and password reset (accounts.W003 watches it)
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Tiered API] "
 # Attempts per client IP, counted in the default cache (Redis when REDIS_URL
-# is set; per process otherwise). Failed logins are also limited per account.
+# is set; per process otherwise). Failed logins are also limited per account,
+# and the lockout says in how many minutes to try again (accounts.lockout).
+# The admin login counts in the same "login" and "login_failed" limits.
 ACCOUNT_RATE_LIMITS = {
     "signup": env.str("SIGNUP_RATE_LIMIT", default="10/h/ip"),
     "login": env.str("LOGIN_RATE_LIMIT", default="30/m/ip"),
     "login_failed": "10/m/ip,5/5m/key",
 }
 # Behind a proxy every request comes from the proxy: count the proxies you
-# run so allauth (and the API's failed-key limit) read the client's address
+# run so allauth (and the API's limit on bad keys) read the client's address
 # from X-Forwarded-For.
-TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard:index"
@@ -222,6 +344,17 @@ STRIPE_TASK_BACKOFF_MAX_SECONDS = env.int("STRIPE_TASK_BACKOFF_MAX_SECONDS", def
 # 503 rather than serving unmetered traffic; fail-open admits it instead.
 RATE_LIMIT_FAIL_OPEN = env.bool("RATE_LIMIT_FAIL_OPEN", default=False)
 RATE_LIMIT_UNAVAILABLE_RETRY_AFTER = env.int("RATE_LIMIT_UNAVAILABLE_RETRY_AFTER", default=5)
+# Idempotency-Key (metering/idempotency.py): how long a request that answered
+# 2xx is remembered, how long a running one holds its key (longer than any
+# request may run, short enough that a killed worker does not lock the key
+# for long), and the largest response body kept for repeats (a day of keys
+# per customer then stays a few MB of Redis at most).
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
+IDEMPOTENCY_CLAIM_SECONDS = env.int("IDEMPOTENCY_CLAIM_SECONDS", default=60)
+IDEMPOTENCY_MAX_STORED_BYTES = env.int("IDEMPOTENCY_MAX_STORED_BYTES", default=64 * 1024)
+for _name in ("IDEMPOTENCY_KEY_TTL_SECONDS", "IDEMPOTENCY_CLAIM_SECONDS", "IDEMPOTENCY_MAX_STORED_BYTES"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1.")
 # How long a process trusts its cached key contexts before asking Redis whether
 # anything changed: revocations and tier changes reach every process this fast.
 KEY_CONTEXT_TTL_SECONDS = env.float("KEY_CONTEXT_TTL_SECONDS", default=1.0)
@@ -234,10 +367,9 @@ REJECTED_KEY_CACHE_SECONDS = env.int("REJECTED_KEY_CACHE_SECONDS", default=60)
 # address per window; past the limit the API answers 429 until the window ends.
 FAILED_AUTH_LIMIT = env.int("FAILED_AUTH_LIMIT", default=60)
 FAILED_AUTH_WINDOW_SECONDS = env.int("FAILED_AUTH_WINDOW_SECONDS", default=60)
-if FAILED_AUTH_LIMIT < 1 or FAILED_AUTH_WINDOW_SECONDS < 1 or REJECTED_KEY_CACHE_SECONDS < 1:
-    raise ImproperlyConfigured(
-        "FAILED_AUTH_LIMIT, FAILED_AUTH_WINDOW_SECONDS and REJECTED_KEY_CACHE_SECONDS must be at least 1."
-    )
+for _name in ("REJECTED_KEY_CACHE_SECONDS", "FAILED_AUTH_LIMIT", "FAILED_AUTH_WINDOW_SECONDS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1.")
 BILLING_GRACE_PERIOD_DAYS = env.int("BILLING_GRACE_PERIOD_DAYS", default=7)
 # Where a 402 sends the customer to settle their bill.
 BILLING_PAGE_PATH = env.str("BILLING_PAGE_PATH", default="/dashboard/")

@@ -33,6 +33,7 @@ def worker_environment() -> dict[str, str]:
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_BROKER_URL": BROKER_URL,
+        "DATABASE_TIMEOUTS": "task",  # as README starts workers
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     }
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -20,6 +21,7 @@ from apikeys.models import APIKey
 from apikeys.services import api_key_create, api_key_revoke
 from plans.services import customer_get_or_create
 from tests.celery_worker import via_broker  # noqa: F401 (a fixture for the worker tests)
+from tests.utils import staff_user, view_permissions
 
 
 def pytest_sessionstart(session):
@@ -110,4 +112,17 @@ def key_client(api_key):
     """An API client that sends Alice's key as a Bearer token."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.raw_key}")
+    return client
+
+
+@pytest.fixture
+def view_only_staff(db, django_user_model):
+    """Vic: staff who may look at everything in admin and change nothing."""
+    return staff_user(django_user_model, "vic", *view_permissions())
+
+
+@pytest.fixture
+def view_only_client(view_only_staff):
+    client = Client()
+    client.force_login(view_only_staff)
     return client

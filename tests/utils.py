@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Permission
 
 
 def manage_py(*args: str) -> "subprocess.CompletedProcess[str]":
@@ -35,6 +36,24 @@ def stop(process: "subprocess.Popen") -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=15)
+
+
+def staff_user(django_user_model, username: str, *permissions: Permission):
+    """A staff user (not a superuser) holding exactly `permissions`."""
+    user = django_user_model.objects.create_user(
+        username, f"{username}@example.com", "staff password", is_staff=True
+    )
+    user.user_permissions.set(permissions)
+    return user
+
+
+def view_permissions() -> list[Permission]:
+    """Django's own view permission of every model, and nothing else."""
+    return [
+        permission
+        for permission in Permission.objects.select_related("content_type")
+        if permission.codename == f"view_{permission.content_type.model}"
+    ]
 
 
 def utc(*parts: int) -> datetime:

@@ -11,6 +11,8 @@ from enum import IntEnum, StrEnum
 from functools import cached_property
 from typing import Protocol, runtime_checkable
 
+from django.conf import settings
+
 from ..keys import burst_key, pending_key, quota_key
 
 BURST_WINDOW_MS = 1000
@@ -18,11 +20,16 @@ BURST_WINDOW_MS = 1000
 # clock just before the boundary still finds it.
 QUOTA_TTL_SLACK_MS = 60_000
 PENDING_TTL_MS = 7 * 24 * 3600 * 1000  # pending usage is kept this long if the flush stops
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # a settled Idempotency-Key is kept this long
-# A claimed key is held this long while its first request runs: longer than
-# any request may run (gunicorn's timeout), short enough that a worker killed
-# mid-request does not lock the key for long.
-IDEMPOTENCY_CLAIM_MS = 60_000
+
+
+def idempotency_ttl_seconds() -> int:
+    """How long a settled Idempotency-Key is kept (settings.IDEMPOTENCY_KEY_TTL_SECONDS)."""
+    return settings.IDEMPOTENCY_KEY_TTL_SECONDS
+
+
+def idempotency_claim_ms() -> int:
+    """How long a claimed key is held while its first request runs."""
+    return settings.IDEMPOTENCY_CLAIM_SECONDS * 1000
 
 
 class LimiterUnavailable(Exception):

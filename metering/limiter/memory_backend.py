@@ -9,8 +9,6 @@ import threading
 from ..ledger import add_usage_fields
 from .contract import (
     BURST_WINDOW_MS,
-    IDEMPOTENCY_CLAIM_MS,
-    IDEMPOTENCY_TTL_SECONDS,
     QUOTA_TTL_SLACK_MS,
     Claim,
     ClaimedKey,
@@ -20,6 +18,8 @@ from .contract import (
     Reason,
     Settlement,
     SettleRequest,
+    idempotency_claim_ms,
+    idempotency_ttl_seconds,
 )
 
 
@@ -115,7 +115,7 @@ class MemoryLimiter:
         with self._lock:
             entry = self._records.get(record)
             if entry is None or entry[3] <= now_ms:
-                self._records[record] = (fingerprint, token, None, now_ms + IDEMPOTENCY_CLAIM_MS)
+                self._records[record] = (fingerprint, token, None, now_ms + idempotency_claim_ms())
                 return Claim(ClaimOutcome.CLAIMED)
         held, _, settled, expires = entry
         if held != fingerprint:
@@ -134,7 +134,7 @@ class MemoryLimiter:
             settled = Claim(ClaimOutcome.STORED, 0, claimed.status, claimed.content_type, claimed.body)
         else:
             settled = Claim(ClaimOutcome.NOT_STORED)
-        self._records[claimed.record] = (entry[0], "", settled, now_ms + IDEMPOTENCY_TTL_SECONDS * 1000)
+        self._records[claimed.record] = (entry[0], "", settled, now_ms + idempotency_ttl_seconds() * 1000)
 
     def _prune(self, now_ms: int) -> None:
         # Amortised cleanup of expired keys so memory stays bounded by live customers.

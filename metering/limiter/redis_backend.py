@@ -3,18 +3,28 @@ check, and settle.lua when the check's billing guess must change.
 
 All of a customer's keys carry the hash tag `{c<id>}` (metering/keys.py), so
 each script touches one cluster slot and runs unchanged on Redis Cluster.
+
+Every script call carries a deadline in Redis's clock: four fifths of the
+socket timeout after it is sent. A call that reaches Redis later (Redis
+stalled, the caller's read timed out and it answered 503 or will retry)
+changes nothing, so a refused request is never billed and a retried settle
+never applies twice. The last fifth (100 ms of the default 0.5 s) is for the
+reply of a call run just in time to reach the caller before it gives up:
+Redis writes replies once per event loop turn, after the other clients'
+commands of that turn.
 """
 
 import threading
+import time
 from pathlib import Path
 
 from django.core.cache import caches
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from core.breaker import redis_breaker
+
 from .contract import (
-    IDEMPOTENCY_CLAIM_MS,
-    IDEMPOTENCY_TTL_SECONDS,
     PENDING_TTL_MS,
     QUOTA_TTL_SLACK_MS,
     Claim,
@@ -26,6 +36,8 @@ from .contract import (
     Reason,
     Settlement,
     SettleRequest,
+    idempotency_claim_ms,
+    idempotency_ttl_seconds,
 )
 from .wire import LineScript, Prepared
 
@@ -34,10 +46,59 @@ CHECK_AND_RESERVE = (LUA_DIR / "check_and_reserve.lua").read_text()
 SETTLE = (LUA_DIR / "settle.lua").read_text()
 IDEMPOTENCY_CLAIM = (LUA_DIR / "idempotency_claim.lua").read_text()
 
-# check_and_reserve's ARGV: 5 the same all period (see _prepare), then 4 per request.
-_check_script = LineScript(CHECK_AND_RESERVE, per_call=4)
+# check_and_reserve's ARGV: 5 the same all period (see _prepare), then 5 per request.
+_check_script = LineScript(CHECK_AND_RESERVE, per_call=5)
 _REASONS = tuple(Reason)
+_LATE = b"4"  # check_and_reserve's reason when run past its deadline
 _PREPARED_MAX = 10_000
+
+
+DEADLINE_SHARE = 0.8  # of the socket timeout; see the module's docstring
+
+
+class RedisClock:
+    """Redis's clock read from here, without a round trip per call.
+
+    The offset between this host's clock and Redis's is measured with TIME
+    once a minute per connection pool, and again as soon as this host's wall
+    clock jumps against its monotonic clock (an NTP step, a test's
+    time-machine), so a host clock that is wrong by years still gives
+    deadlines in Redis's time. The error is half the TIME round trip.
+    """
+
+    REMEASURE_SECONDS = 60.0
+    JUMP_SECONDS = 0.1
+
+    def __init__(self):
+        # id(pool) -> (pool, offset ms, wall clock and monotonic clock when measured)
+        self._offsets: dict[int, tuple[object, float, float, float]] = {}
+
+    def deadline_ms(self, client) -> int:
+        """The latest Redis time a call sent now may run at; 0 (none) for a
+        client without a read timeout, which never gives up on a reply."""
+        pool = getattr(client, "connection_pool", client)
+        timeout = getattr(pool, "connection_kwargs", {}).get("socket_timeout")
+        if not timeout:
+            return 0
+        wall, monotonic = time.time(), time.monotonic()
+        entry = self._offsets.get(id(pool))
+        if (
+            entry is None
+            or entry[0] is not pool
+            or monotonic - entry[3] > self.REMEASURE_SECONDS
+            or abs((wall - entry[2]) - (monotonic - entry[3])) > self.JUMP_SECONDS
+        ):
+            entry = self._measure(client, pool)
+            wall = entry[2]
+        return int(wall * 1000 + entry[1] + timeout * DEADLINE_SHARE * 1000)
+
+    def _measure(self, client, pool):
+        sent = time.time()
+        seconds, microseconds = client.time()
+        received, monotonic = time.time(), time.monotonic()
+        offset = seconds * 1000 + microseconds / 1000 - (sent + received) * 500
+        entry = self._offsets[id(pool)] = (pool, offset, received, monotonic)
+        return entry
 
 
 class RedisLimiter:
@@ -46,6 +107,8 @@ class RedisLimiter:
         self._scripts: dict[str, object] = {}
         # Limits by id (kept alive here, so the id stays theirs) -> their packed call.
         self._prepared: dict[int, tuple[Limits, Prepared]] = {}
+        self._clock = RedisClock()
+        self._fixed_breaker = None
 
     def check(
         self,
@@ -60,8 +123,13 @@ class RedisLimiter:
         entry = self._prepared.get(id(limits))
         prepared = entry[1] if entry is not None and entry[0] is limits else self._prepare(limits)
         args = (now_ms, cost, -1 if seed is None else seed, bill_field or "")
-        reason, used, remaining, wait_ms = self._run(_check_script, prepared, args).split()
+        reason, used, remaining, wait_ms = self._run(self._check, prepared, args).split()
+        if reason == _LATE:
+            raise LimiterUnavailable("the check reached Redis after its deadline")
         return Decision(limits, now_ms, _REASONS[int(reason)], int(used), int(remaining), int(wait_ms))
+
+    def _check(self, client, prepared: Prepared, args: tuple):
+        return _check_script(client, prepared, (*args, self._clock.deadline_ms(client)))
 
     def _prepare(self, limits: Limits) -> Prepared:
         """check_and_reserve's keys and the arguments that stay the same all
@@ -78,23 +146,27 @@ class RedisLimiter:
         limits = request.decision.limits
         _, quota_key, pending_key = limits.redis_keys
         claimed = request.claimed
-        keys = [quota_key, pending_key, claimed.record if claimed else ""]
+        keys = [quota_key, pending_key, claimed.record] if claimed else [quota_key, pending_key]
         args = [
             int(request.billed_at_check),
             int(request.billable),
             request.cost,
             request.usage_field,
             PENDING_TTL_MS,
-            IDEMPOTENCY_TTL_SECONDS,
+            idempotency_ttl_seconds(),
             *_kept_response(claimed),
         ]
         billed, used = self._run(self._script, SETTLE, keys, args)
+        if billed == -1:
+            raise LimiterUnavailable("the settle reached Redis after its deadline")
         return Settlement(bool(billed), used)
 
     def claim(self, record: str, *, fingerprint: str, token: str, now_ms: int) -> Claim:
         """See metering.limiter.Limiter.claim. Redis times the claim itself (PEXPIRE)."""
-        args = [fingerprint, token, IDEMPOTENCY_CLAIM_MS]
+        args = [fingerprint, token, idempotency_claim_ms()]
         outcome, *rest = self._run(self._script, IDEMPOTENCY_CLAIM, [record], args)
+        if outcome == b"late":
+            raise LimiterUnavailable("the claim reached Redis after its deadline")
         outcome = ClaimOutcome(outcome.decode())
         if outcome == ClaimOutcome.IN_USE:
             return Claim(outcome, retry_after_ms=int(rest[0]))
@@ -109,14 +181,28 @@ class RedisLimiter:
         script = self._scripts.get(source)
         if script is None:
             script = self._scripts[source] = client.register_script(source)
-        return script(keys=keys, args=args, client=client)
+        return script(keys=keys, args=[*args, self._clock.deadline_ms(client)], client=client)
 
     def _run(self, call, *args):
-        """`call(client, *args)`, with Redis out of reach raised as LimiterUnavailable."""
+        """`call(client, *args)`, with Redis out of reach raised as LimiterUnavailable:
+        at once while the breaker says Redis is down (core.breaker)."""
+        client, breaker = self._client_and_breaker()
+        if not breaker.allow():
+            raise LimiterUnavailable(f"{breaker.name} is down: failing fast")
         try:
-            return call(self._fixed_client or django_redis_client(), *args)
+            result = call(client, *args)
         except (RedisConnectionError, RedisTimeoutError) as error:
+            breaker.failed(error)
             raise LimiterUnavailable(str(error)) from error
+        breaker.succeeded()
+        return result
+
+    def _client_and_breaker(self):
+        if self._fixed_client is None:
+            return django_redis_client(), _thread_client.breaker
+        if self._fixed_breaker is None:
+            self._fixed_breaker = redis_breaker(self._fixed_client)
+        return self._fixed_client, self._fixed_breaker
 
 
 def _kept_response(claimed: ClaimedKey | None) -> list:
@@ -130,6 +216,7 @@ def _kept_response(claimed: ClaimedKey | None) -> list:
 class _ThreadClient(threading.local):
     cache = None
     client = None
+    breaker = None
 
 
 _thread_client = _ThreadClient()
@@ -142,4 +229,5 @@ def django_redis_client():
     cache, local = caches["default"], _thread_client
     if local.cache is not cache:
         local.cache, local.client = cache, cache.client.get_client(write=True)
+        local.breaker = redis_breaker(local.client)
     return local.client

@@ -20,11 +20,16 @@
 --          according to the database, or "-1" to ask the caller for one
 -- ARGV[9]  usage field "u|<hour>|<key id>|<endpoint>" to bill the units to now,
 --          or "" to only reserve them (the caller settles after the response)
+-- ARGV[10] deadline: the latest time by Redis's clock (ms since epoch) this
+--          call may still run at, "0" for none. Past it the caller has given
+--          up (its read timed out and it answered 503): the call must change
+--          nothing, or a request refused would be billed.
 --
 -- Returns a status reply "<reason> <used> <burst_remaining> <burst_wait_ms>"
 --   reason           0 admitted, 1 denied by burst, 2 denied by quota,
 --                    3 the counter is missing and ARGV[8] was "-1": nothing
 --                    was written; call again with the period's usage as seed
+--                    4 past its deadline: nothing was written
 --   used             quota units used in the period after this call
 --   burst_remaining  requests the burst allows right now after this call
 --   burst_wait_ms    when denied by burst: ms until a retry fits;
@@ -49,7 +54,14 @@
 -- Billing at admission is optimistic: most requests succeed, so they need no
 -- second round trip; the few that fail are unbilled by settle.lua.
 if #KEYS ~= 3 then return redis.error_reply("check_and_reserve: expected 3 keys") end
-if #ARGV ~= 9 then return redis.error_reply("check_and_reserve: expected 9 arguments") end
+if #ARGV ~= 10 then return redis.error_reply("check_and_reserve: expected 10 arguments") end
+
+if ARGV[10] ~= "0" then
+  local clock = redis.call("TIME")
+  if clock[1] * 1000 + math.floor(clock[2] / 1000) > tonumber(ARGV[10]) then
+    return redis.status_reply("4 0 0 0")
+  end
+end
 
 local burst = tonumber(ARGV[1])
 local ceiling = tonumber(ARGV[3])

@@ -9,6 +9,9 @@
 -- ARGV[1]  the request's fingerprint (method, path, query, body digest)
 -- ARGV[2]  a token naming this request, so only it finishes its claim
 -- ARGV[3]  ms a claim is held while its request runs (then a retry may run)
+-- ARGV[4]  deadline: the latest time by Redis's clock (ms) this call may run
+--          at, "0" for none; past it the caller answered 503, and a claim
+--          made now would hold the key against the client's retry
 --
 -- Returns an array, its first item the outcome:
 --   {"claimed"}                           the key was free: now this request's
@@ -16,10 +19,18 @@
 --   {"in_use", ms}                        the first request still runs; ms left
 --   {"stored", status, content_type, body}
 --   {"not_stored"}
+--   {"late"}                              past the deadline: nothing read or written
 -- Claiming and reading in one script: two requests with one key can never
 -- both be told "claimed".
 assert(#KEYS == 1, "idempotency_claim: expected 1 key")
-assert(#ARGV == 3, "idempotency_claim: expected 3 arguments")
+assert(#ARGV == 4, "idempotency_claim: expected 4 arguments")
+
+if ARGV[4] ~= "0" then
+  local clock = redis.call("TIME")
+  if clock[1] * 1000 + math.floor(clock[2] / 1000) > tonumber(ARGV[4]) then
+    return {"late"}
+  end
+end
 
 local record = redis.call("HMGET", KEYS[1], "fingerprint", "state", "status", "content_type", "body")
 if not record[1] then

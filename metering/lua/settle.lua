@@ -4,8 +4,9 @@
 --
 -- KEYS[1]  quota counter for the request's period (as in check_and_reserve)
 -- KEYS[2]  the customer's pending usage hash
--- KEYS[3]  the Idempotency-Key's record this request claimed ("" if none;
---          see idempotency_claim.lua)
+-- KEYS[3]  the Idempotency-Key's record this request claimed, when it did
+--          (see idempotency_claim.lua); absent otherwise, so that every key
+--          named is in the customer's cluster slot
 -- ARGV[1]  "1" if check_and_reserve already billed the units (optimistically)
 -- ARGV[2]  "1" if the response makes the request billable (2xx, not OPTIONS)
 -- ARGV[3]  cost: quota units reserved for the request
@@ -15,22 +16,33 @@
 -- ARGV[7]  the claim's token (as given to idempotency_claim.lua)
 -- ARGV[8]  "stored" to keep the response below, "not_stored" when too large
 -- ARGV[9]  the response's status, ARGV[10] its content type, ARGV[11] its body
+-- ARGV[12] deadline: the latest time by Redis's clock (ms) this call may run
+--          at, "0" for none; past it the caller gave up and will retry, so a
+--          late run must change nothing (or the retry would apply it twice)
 --
 -- Returns {billed, used}
---   billed  1 when the request counts as usage, 0 when it does not
+--   billed  1 when the request counts as usage, 0 when it does not, -1 when
+--           past the deadline (nothing changed)
 --   used    quota units used in the period after settling
 --
 -- A billable success keeps its record for ARGV[6] s, so a repeat is answered
 -- from it; a failure deletes the record, so the next attempt runs. A claim
 -- whose token changed (it expired while the view ran) is left to its owner.
-assert(#KEYS == 3, "settle: expected 3 keys")
-assert(#ARGV == 11, "settle: expected 11 arguments")
+assert(#KEYS == 2 or #KEYS == 3, "settle: expected 2 or 3 keys")
+assert(#ARGV == 12, "settle: expected 12 arguments")
+
+if ARGV[12] ~= "0" then
+  local clock = redis.call("TIME")
+  if clock[1] * 1000 + math.floor(clock[2] / 1000) > tonumber(ARGV[12]) then
+    return {-1, 0}
+  end
+end
 
 local billed_at_check = ARGV[1] == "1"
 local billable = ARGV[2] == "1"
 local cost = tonumber(ARGV[3])
 
-if KEYS[3] ~= "" and redis.call("HGET", KEYS[3], "token") == ARGV[7] then
+if KEYS[3] and redis.call("HGET", KEYS[3], "token") == ARGV[7] then
   if billable then
     redis.call("HDEL", KEYS[3], "token")
     redis.call("HSET", KEYS[3], "state", ARGV[8], "status", ARGV[9], "content_type", ARGV[10], "body", ARGV[11])

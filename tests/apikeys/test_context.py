@@ -3,14 +3,14 @@
 from datetime import UTC, datetime
 
 import pytest
-from django.conf import settings
 from django.test import override_settings
 from django_redis import get_redis_connection
 
 from apikeys import context as context_module
 from apikeys.context import LAST_USED_FLUSH_SECONDS, VERSION_KEY, KeyContextCache, invalidate_key_contexts
-from apikeys.keys import hash_key
+from apikeys.last_used import last_used_writer
 from apikeys.models import APIKey
+from apikeys.peppers import current_hash
 from apikeys.services import api_key_revoke
 from plans.models import Tier
 from plans.signals import limits_changed
@@ -67,7 +67,7 @@ def shared(monkeypatch):
 
 @pytest.fixture
 def hashed(api_key):
-    return hash_key(api_key.raw_key, settings.API_KEY_PEPPER)
+    return current_hash(api_key.raw_key)
 
 
 def last_used_at(api_key):
@@ -172,11 +172,23 @@ def test_use_is_not_written_before_the_flush_interval(contexts, api_key, clock):
     assert last_used_at(api_key) is None
 
 
-def test_use_is_written_once_the_flush_interval_has_passed(contexts, api_key, clock):
+# The writer thread has its own connection: it sees only committed rows.
+@pytest.mark.django_db(transaction=True)
+def test_use_is_written_by_the_writer_thread_once_the_flush_interval_has_passed(contexts, api_key, clock):
     contexts.note_use(api_key.api_key.pk, 1_800_000_000)
     clock.now += LAST_USED_FLUSH_SECONDS
     contexts.note_use(api_key.api_key.pk, 1_800_000_060)
+    assert last_used_writer.wait_until_idle(timeout=30)
     assert last_used_at(api_key) == datetime.fromtimestamp(1_800_000_060, UTC)
+
+
+def test_noting_a_use_that_is_due_to_be_written_makes_no_query(
+    contexts, api_key, clock, django_assert_num_queries
+):
+    contexts.note_use(api_key.api_key.pk, 1_800_000_000)
+    clock.now += LAST_USED_FLUSH_SECONDS
+    with django_assert_num_queries(0):
+        contexts.note_use(api_key.api_key.pk, 1_800_000_060)
 
 
 def test_use_is_written_at_most_once_per_flush_interval(contexts, api_key, clock, django_assert_num_queries):

@@ -14,7 +14,7 @@ def test_creating_a_key_returns_the_raw_key_once_and_stores_its_hash(customer):
     stored = APIKey.objects.get(pk=created.api_key.pk)
     assert created.raw_key.startswith(stored.prefix)
     assert stored.hashed_key != created.raw_key
-    assert len(stored.hashed_key) == 64
+    assert stored.hashed_key.startswith("v1$") and len(stored.hashed_key) == 3 + 64
 
 
 def test_the_raw_key_appears_nowhere_in_the_database(customer):
@@ -27,8 +27,9 @@ def test_the_raw_key_appears_nowhere_in_the_database(customer):
     assert secret_part not in rows
 
 
-def test_only_the_peppered_hmac_of_the_key_is_stored(api_key, settings):
-    assert api_key.api_key.hashed_key == keys.hash_key(api_key.raw_key, settings.API_KEY_PEPPER)
+def test_only_the_peppered_hmac_of_the_key_is_stored_with_the_peppers_version(api_key, settings):
+    expected = keys.stored_hash(api_key.raw_key, settings.API_KEY_PEPPER_VERSION, settings.API_KEY_PEPPER)
+    assert api_key.api_key.hashed_key == expected
 
 
 def test_a_key_hashed_with_another_pepper_is_not_found(api_key, api_client, settings):
@@ -80,7 +81,9 @@ def test_rotating_revokes_the_key_and_makes_one_with_its_name_scopes_and_expiry(
         future,
         old.customer_id,
     )
-    assert new.hashed_key == keys.hash_key(created.raw_key, settings.API_KEY_PEPPER)
+    assert new.hashed_key == keys.stored_hash(
+        created.raw_key, settings.API_KEY_PEPPER_VERSION, settings.API_KEY_PEPPER
+    )
 
 
 def test_a_revoked_or_expired_key_is_not_rotated(revoked_key, expired_key):

@@ -101,7 +101,7 @@ def test_with_the_database_down_the_api_serves_the_last_known_state(default_tier
 
     never_seen = client.get(ECHO, HTTP_AUTHORIZATION=f"Bearer {unknown}")
     assert never_seen.status_code == 503
-    assert never_seen.json()["error"] == "service_unavailable"
+    assert never_seen.json()["error"] == "database_unavailable"
     assert never_seen["Retry-After"] == "5"
 
 

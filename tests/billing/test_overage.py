@@ -441,3 +441,39 @@ def test_a_plan_change_applies_while_redis_is_unreachable(
     settings.CACHES = {"default": {**default, "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}
     deliver(make_event("customer.subscription.updated", stripe_double.subscriptions[subscription["id"]]))
     assert Customer.objects.get(pk=scale_customer.pk).tier == pro
+
+
+def test_usage_flushed_late_after_a_cancellation_is_reported_in_the_cancelled_period(
+    scale_customer, api_key, stripe_double, stripe_tiers
+):
+    """Once cancelled, Alice is on the free tier; the paid period she left
+    still takes the usage its last hour flushes late, priced as it was."""
+    subscription = subscribed(stripe_double, scale_customer, stripe_tiers["scale"], P1)
+    use_in(scale_customer, api_key.api_key, 20, utc(2027, 7, 1, 10))
+    ended = int(utc(2027, 7, 1, 11, 45).timestamp())
+    applied(subscription, utc(2027, 7, 1, 11, 45), status="canceled", ended_at=ended)  # reports 10
+    use_in(scale_customer, api_key.api_key, 3, utc(2027, 7, 1, 11))  # served before 11:45, flushed late
+    overage_reports_create(now=utc(2027, 7, 1, 13, 10))
+    assert reported_in(scale_customer, (P1[0], utc(2027, 7, 1, 11, 45))) == 13
+
+
+def test_a_closed_period_is_priced_on_the_limits_it_had_not_the_tier_after_it(
+    scale_customer, api_key, stripe_double, stripe_tiers
+):
+    """Renewed onto Pro (a bigger quota): the Scale period's late usage is
+    still overage over Scale's quota of 10."""
+    subscription = subscribed(stripe_double, scale_customer, stripe_tiers["scale"], P1)
+    use_in(scale_customer, api_key.api_key, 12, utc(2027, 7, 15, 12))
+    pro = stripe_tiers["pro"]
+    items = [
+        {
+            **subscription["items"]["data"][0],
+            "price": {**subscription["items"]["data"][0]["price"], "id": pro.stripe_price_id},
+            "current_period_start": int(P2[0].timestamp()),
+            "current_period_end": int(P2[1].timestamp()),
+        }
+    ]
+    applied(subscription, utc(2027, 7, 15, 14, 31), items={**subscription["items"], "data": items})
+    use_in(scale_customer, api_key.api_key, 3, utc(2027, 7, 15, 14))  # flushed late
+    overage_reports_create(now=utc(2027, 7, 15, 16, 10))
+    assert reported_in(scale_customer, P1) == 5

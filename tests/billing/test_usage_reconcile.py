@@ -21,6 +21,7 @@ from metering.flush import flush_usage
 from metering.keys import quota_key
 from metering.models import UsageRecord
 from plans.models import Customer, SubscriptionStatus
+from tests.billing.test_overage import applied, renewed, subscribed
 from tests.utils import utc
 
 pytestmark = pytest.mark.django_db
@@ -162,3 +163,41 @@ def test_the_admin_lists_the_reconcile_runs(served, admin_client):  # signed in 
     assert "previous" not in listing.content.decode()  # the run compared one given period
     assert listing.context["cl"].result_count == 1
     assert admin_client.get("/admin/billing/usagereconcilerun/add/").status_code == 403
+
+
+def test_a_period_begun_on_the_free_tier_is_reconciled_with_the_bounds_it_had(
+    customer, stripe_tiers, stripe_double, time_machine, django_capture_on_commit_callbacks
+):
+    """Alice starts March on the free tier (a calendar month), upgrades to Scale on the
+    20th (the quota period in progress is kept: it runs Mar 1 to Apr 20) and
+    renews on Apr 20. Her closed period is compared whole, by its own bounds,
+    with no drift, whether asked for as "previous" or by a date inside it."""
+    alice = client_for(customer)
+    time_machine.move_to(utc(2027, 3, 15, 10, 30), tick=False)
+    assert [alice.get(ECHO).status_code for _ in range(3)] == [200] * 3
+    flush_usage()
+    stripe_id = stripe_double._create_customer({"email": "alice@example.com"})[1]["id"]
+    Customer.objects.filter(pk=customer.pk).update(stripe_customer_id=stripe_id)
+    first = (utc(2027, 3, 20, 12), utc(2027, 4, 20, 12))
+    subscription = subscribed(stripe_double, customer, stripe_tiers["scale"], first)
+    Customer.objects.filter(pk=customer.pk).update(current_period_start=None, current_period_end=None)
+    with django_capture_on_commit_callbacks(execute=True):  # the key context version bump
+        applied(subscription, first[0] + timedelta(minutes=1), status="active")
+    time_machine.move_to(utc(2027, 4, 5, 9), tick=False)
+    assert [alice.get(ECHO).status_code for _ in range(2)] == [200] * 2
+    flush_usage()
+    second = (first[1], utc(2027, 5, 20, 12))
+    with django_capture_on_commit_callbacks(execute=True):
+        applied(subscription, second[0] + timedelta(minutes=1), **renewed(subscription, second))
+    time_machine.move_to(utc(2027, 4, 25, 9), tick=False)
+    assert alice.get(ECHO).status_code == 200
+    flush_usage()
+
+    rows = {row.period_start: row for row in usage_reconcile(now=utc(2027, 4, 25, 10)).rows}
+    closed = rows[utc(2027, 3, 1)]
+    assert (closed.period_end, closed.counter, closed.ledger, closed.drifts) == (first[1], 5, 5, [])
+    assert (rows[second[0]].ledger, rows[second[0]].drifts) == (1, [])
+    by_date = usage_reconcile(now=utc(2027, 4, 25, 10), periods=[utc(2027, 3, 15)]).rows
+    assert [(row.period_start, row.period_end, row.drifts) for row in by_date] == [
+        (utc(2027, 3, 1), first[1], [])
+    ]

@@ -99,7 +99,7 @@ def test_a_signed_body_that_is_not_json_is_refused(webhook_client, stripe_double
         WEBHOOK_URL, payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(payload)
     )
     assert response.status_code == 400
-    assert response.json()["error"] == "invalid_signature"
+    assert response.json()["error"] == "malformed_event"
 
 
 def test_without_a_webhook_secret_the_endpoint_answers_503(deliver, settings):
@@ -111,6 +111,94 @@ def test_without_a_webhook_secret_the_endpoint_answers_503(deliver, settings):
 
 def test_the_endpoint_only_takes_post(webhook_client, stripe_double):
     assert webhook_client.get(WEBHOOK_URL).status_code == 405
+
+
+# Bodies that verify but are not Stripe events -----------------------------------------
+# Stripe retries anything but a 2xx for three days: a body it signed that we can
+# never store must be a 400 at once, never a 500, and leave nothing behind.
+
+
+def _odd_event(**changes) -> dict:
+    event = make_event("customer.subscription.updated", {"id": "sub_odd", "object": "subscription"})
+    event.update(changes)
+    return event
+
+
+ODD_BODIES = {
+    "a-json-array": lambda: [_odd_event()],
+    "a-json-string": lambda: "evt_test_string",
+    "created-as-a-string": lambda: _odd_event(created="1700000000"),
+    "created-as-a-boolean": lambda: _odd_event(created=True),
+    "created-past-year-9999": lambda: _odd_event(created=10**12),
+    "id-over-255-characters": lambda: _odd_event(id="evt_" + "x" * 300),
+    "id-as-a-number": lambda: _odd_event(id=12345),
+    "id-empty": lambda: _odd_event(id=""),
+    "type-over-100-characters": lambda: _odd_event(type="customer." + "x" * 100),
+    "type-missing": lambda: {k: v for k, v in _odd_event().items() if k != "type"},
+    "livemode-as-a-string": lambda: _odd_event(livemode="false"),
+    "data-as-a-list": lambda: _odd_event(data=[]),
+    "data-without-an-object": lambda: _odd_event(data={"previous_attributes": {}}),
+    "a-nul-in-the-id": lambda: _odd_event(id="evt_test\u0000nul"),
+    "a-nul-deep-in-the-object": lambda: make_event("plan.created", {"id": "plan_1", "nickname": "a\u0000b"}),
+    "a-nul-in-a-key": lambda: make_event("plan.created", {"id": "plan_1", "metadata": {"k\u0000": "v"}}),
+    "a-lone-surrogate": lambda: make_event("plan.created", {"id": "plan_1", "nickname": "\ud800"}),
+    "not-a-number": lambda: make_event("plan.created", {"id": "plan_1", "amount": float("nan")}),
+    "a-subscription-id-as-a-number": lambda: make_event("customer.subscription.updated", {"id": 7}),
+    "an-invoice-parent-as-a-string": lambda: make_event("invoice.paid", {"id": "in_1", "parent": "sub_1"}),
+    "checkout-metadata-as-a-list": lambda: make_event(
+        "checkout.session.completed", {"id": "cs_1", "mode": "subscription", "metadata": ["1"]}
+    ),
+}
+
+
+@pytest.fixture
+def stripe_view_client():
+    """As Stripe sees us: a 500 is an answer, not an exception in the test."""
+    return Client(enforce_csrf_checks=True, raise_request_exception=False)
+
+
+def post_signed(client: Client, payload: bytes):
+    return client.post(
+        WEBHOOK_URL, payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(payload)
+    )
+
+
+@pytest.mark.parametrize("make_body", ODD_BODIES.values(), ids=ODD_BODIES.keys())
+def test_a_signed_body_that_is_not_a_stripe_event_is_a_400_that_changes_nothing(
+    stripe_view_client, stripe_double, stripe_customer, django_capture_on_commit_callbacks, make_body
+):
+    payload = json.dumps(make_body()).encode()
+    with django_capture_on_commit_callbacks() as queued:
+        response = post_signed(stripe_view_client, payload)
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_event"
+    assert not StripeEvent.objects.exists()
+    assert queued == []
+    assert fresh(stripe_customer).subscription_status == stripe_customer.subscription_status
+
+
+def test_a_signed_body_nested_too_deep_for_the_parser_is_a_400(stripe_view_client, stripe_double):
+    payload = b"[" * 100_000 + b"]" * 100_000
+    response = post_signed(stripe_view_client, payload)
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_event"
+    assert not StripeEvent.objects.exists()
+
+
+def test_a_body_that_is_not_utf8_is_refused_unverified(stripe_view_client, stripe_double):
+    response = post_signed(stripe_view_client, b'{"id": "evt_\xff"}')
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_signature"
+    assert not StripeEvent.objects.exists()
+
+
+def test_a_bad_signature_is_still_told_apart_from_a_malformed_event(webhook_client, stripe_double):
+    payload = json.dumps([1, 2]).encode()
+    response = webhook_client.post(
+        WEBHOOK_URL, payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(payload, secret="x")
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_signature"
 
 
 # Storing --------------------------------------------------------------------------

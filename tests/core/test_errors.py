@@ -38,6 +38,23 @@ def test_the_handler_leaves_other_exceptions_to_django():
     assert json_exception_handler(ValueError("boom"), {"view": None, "request": None}) is None
 
 
+def test_the_handler_renders_an_unreachable_database_as_503_database_unavailable(settings):
+    from django.db import InterfaceError, OperationalError
+
+    settings.DATABASE_UNAVAILABLE_RETRY_AFTER = 7
+    for error in (OperationalError("connection refused"), InterfaceError("connection already closed")):
+        response = json_exception_handler(error, {"view": None, "request": None})
+        assert response.status_code == 503
+        assert response.data["error"] == "database_unavailable"
+        assert response["Retry-After"] == "7"
+
+
+def test_the_handler_leaves_other_database_errors_to_the_500_handler():
+    from django.db import ProgrammingError
+
+    assert json_exception_handler(ProgrammingError("no such column"), {"view": None, "request": None}) is None
+
+
 def test_a_401_is_logged_at_debug_level_not_as_a_warning(client, db, caplog):
     with caplog.at_level(logging.DEBUG, logger="django.request"):
         response = client.get("/api/v1/echo", HTTP_X_API_KEY="tk_live_nonsense")

@@ -9,6 +9,7 @@ from rest_framework.test import APIRequestFactory
 from apikeys.services import api_key_create
 from metering import idempotency
 from metering.keys import idempotency_record
+from metering.limiter import get_limiter
 from plans.models import Customer
 from tests.metering.test_usage import ECHO, TOO_LONG, billed, client_for, memory_limiter, quota_used  # noqa: F401
 
@@ -86,8 +87,8 @@ def test_a_failed_first_attempt_is_not_stored_and_the_next_runs(key_client, cust
     assert (billed(customer), quota_used(customer)) == (0, 0)
 
 
-def test_a_response_over_the_bound_is_served_and_billed_but_not_stored(key_client, customer, monkeypatch):
-    monkeypatch.setattr(idempotency, "MAX_STORED_BYTES", 10)
+def test_a_response_over_the_bound_is_served_and_billed_but_not_stored(key_client, customer, settings):
+    settings.IDEMPOTENCY_MAX_STORED_BYTES = 10
     assert key_client.get(ECHO, {"msg": "long enough"}, HTTP_IDEMPOTENCY_KEY="order-1").status_code == 200
     again = key_client.get(ECHO, {"msg": "long enough"}, HTTP_IDEMPOTENCY_KEY="order-1")
     assert (again.status_code, again.json()["error"]) == (409, "idempotency_response_not_stored")
@@ -137,3 +138,32 @@ def test_the_embedded_backend_refuses_a_reused_key(key_client):
 
 def test_an_idempotency_record_is_in_the_customers_slot(customer):
     assert f"{{c{customer.pk}}}" in idempotency_record(customer.pk, "order-1")
+
+
+# The bounds are settings, on both backends
+
+
+@pytest.fixture(params=["redis", "memory"])
+def either_backend(request):
+    if request.param == "memory":
+        request.getfixturevalue("memory_limiter")
+
+
+def test_the_stored_response_bound_is_a_setting(either_backend, key_client, customer, settings):
+    settings.IDEMPOTENCY_MAX_STORED_BYTES = 10
+    assert key_client.get(ECHO, {"a": "b"}, HTTP_IDEMPOTENCY_KEY="order-1").status_code == 200  # 20 bytes
+    repeat = key_client.get(ECHO, {"a": "b"}, HTTP_IDEMPOTENCY_KEY="order-1")
+    assert (repeat.status_code, repeat.json()["error"]) == (409, "idempotency_response_not_stored")
+    assert "over 10 bytes" in repeat.json()["detail"]
+
+
+def test_how_long_a_settled_key_is_kept_is_a_setting(key_client, customer, settings):
+    settings.IDEMPOTENCY_KEY_TTL_SECONDS = 30
+    key_client.get(ECHO, HTTP_IDEMPOTENCY_KEY="order-1")
+    assert 0 < get_redis_connection("default").ttl(idempotency_record(customer.pk, "order-1")) <= 30
+
+
+def test_how_long_a_claim_is_held_is_a_setting(customer, settings):
+    settings.IDEMPOTENCY_CLAIM_SECONDS = 7
+    get_limiter().claim(idempotency_record(customer.pk, "order-1"), fingerprint="f", token="t", now_ms=0)
+    assert 0 < get_redis_connection("default").pttl(idempotency_record(customer.pk, "order-1")) <= 7000

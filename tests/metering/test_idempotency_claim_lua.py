@@ -1,8 +1,9 @@
 """metering/lua/idempotency_claim.lua, called directly with redis-py (EVALSHA).
 
-KEYS: the Idempotency-Key's record. ARGV: fingerprint, token, claim ms.
+KEYS: the Idempotency-Key's record. ARGV: fingerprint, token, claim ms, deadline
+(Redis time in ms, 0 for none).
 Returns {outcome, ...}: claimed, reused, in_use (ms left), stored (status,
-content type, body), not_stored.
+content type, body), not_stored, late (past the deadline).
 """
 
 import pytest
@@ -25,12 +26,18 @@ def script(client):
     return client.register_script(IDEMPOTENCY_CLAIM)
 
 
-def claim(script, fingerprint="fp", token="tok"):
-    return script(keys=[RECORD], args=[fingerprint, token, 60_000])
+def claim(script, fingerprint="fp", token="tok", deadline=0):
+    return script(keys=[RECORD], args=[fingerprint, token, 60_000, deadline])
+
+
+def test_a_claim_past_its_deadline_reads_and_writes_nothing(script, client):
+    seconds, microseconds = client.time()
+    assert claim(script, deadline=seconds * 1000 + microseconds // 1000 - 1) == [b"late"]
+    assert not client.exists(RECORD)
 
 
 def test_it_refuses_a_call_with_two_arguments(script):
-    with pytest.raises(ResponseError, match="expected 3 arguments"):
+    with pytest.raises(ResponseError, match="expected 4 arguments"):
         script(keys=[RECORD], args=["fp", "tok"])
 
 

@@ -11,13 +11,18 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 import redis
+import time_machine
 
-from metering.limiter import LimiterUnavailable, Limits, RedisLimiter, SettleRequest
+from core.breaker import breakers_reset
+from metering.keys import idempotency_record, pending_key
+from metering.limiter import ClaimOutcome, LimiterUnavailable, Limits, RedisLimiter, SettleRequest
 from metering.limiter.redis_backend import CHECK_AND_RESERVE
 from plans.periods import period_bounds
 
@@ -44,7 +49,8 @@ class RedisServer:
         candidates = [port] if port else [p for p in range(FIRST_PORT, FIRST_PORT + 100) if port_is_free(p)]
         for candidate in candidates:
             self.process = subprocess.Popen(
-                ["redis-server", "--port", str(candidate), "--bind", "127.0.0.1", *self.persistence],
+                ["redis-server", "--port", str(candidate), "--bind", "127.0.0.1", *self.persistence]
+                + ["--enable-debug-command", "local"],
                 cwd=self.directory,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -77,6 +83,20 @@ class RedisServer:
     def pause(self):
         os.kill(self.process.pid, signal.SIGSTOP)
 
+    def resume(self):
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
+    def sleep_in_background(self, seconds):
+        """DEBUG SLEEP: Redis stalls, then runs what was queued meanwhile (as
+        after a slow fork or a long script). Join the thread to wait until it woke."""
+        sleeper = threading.Thread(
+            target=redis.Redis(port=self.port).execute_command, args=("DEBUG", "SLEEP", seconds)
+        )
+        sleeper.start()
+        time.sleep(0.05)  # the DEBUG SLEEP reaches Redis before the caller's next command
+        return sleeper
+
 
 def limiter_on(port):
     # Built as django-redis builds the project's client: over an explicit
@@ -95,6 +115,16 @@ def make_limits():
 
 def now_ms():
     return int(time.time() * 1000)
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(settings):
+    """Each test here kills or stalls its own server and calls again at once:
+    without a backoff, the breaker (core.breaker) lets every call try."""
+    settings.REDIS_DOWN_BACKOFF_SECONDS = 0
+    breakers_reset()
+    yield
+    breakers_reset()
 
 
 @pytest.fixture
@@ -286,4 +316,73 @@ def test_a_connection_that_is_dirty_when_made_gives_limiter_unavailable_not_a_lo
     )
     limiter = RedisLimiter(redis.Redis(connection_pool=pool))
     with pytest.raises(LimiterUnavailable, match="closed a new connection"):
+        limiter.check(make_limits(), now_ms=now_ms())
+
+
+FIELD = "u|0|1|echo"
+
+
+def test_a_check_that_timed_out_while_redis_slept_is_not_billed_when_redis_runs_it_late(server, limiter):
+    limits = make_limits()
+    limiter.check(limits, now_ms=now_ms(), bill_field=FIELD)
+    sleeper = server.sleep_in_background(1)
+    with pytest.raises(LimiterUnavailable):  # the caller answers 503
+        limiter.check(limits, now_ms=now_ms(), bill_field=FIELD)
+    sleeper.join()  # Redis woke and ran the queued check, past its deadline
+    admin = redis.Redis(port=server.port)
+    assert admin.hget(pending_key(limits.customer_id), FIELD) == b"1"
+    assert admin.get(limits.redis_keys[1]) == b"1"
+    assert limiter.check(limits, now_ms=now_ms(), bill_field=FIELD).quota_used == 2
+
+
+def test_a_settle_that_timed_out_is_not_applied_when_redis_runs_it_late(server, limiter):
+    limits = make_limits()
+    decision = limiter.check(limits, now_ms=now_ms(), bill_field=FIELD)  # billed optimistically
+    unbill = SettleRequest(decision, True, False, 1, FIELD, None)  # ... and the view failed
+    limiter.settle(SettleRequest(limiter.check(limits, now_ms=now_ms()), False, False, 1, FIELD, None))
+    sleeper = server.sleep_in_background(1)
+    with pytest.raises(LimiterUnavailable):
+        limiter.settle(unbill)
+    sleeper.join()
+    admin = redis.Redis(port=server.port)
+    # Not applied late: the caller retries it (metering.tasks), and it applies once.
+    assert admin.hget(pending_key(limits.customer_id), FIELD) == b"1"
+    assert limiter.settle(unbill).billed is False
+    assert admin.hget(pending_key(limits.customer_id), FIELD) is None
+    assert admin.get(limits.redis_keys[1]) == b"0"
+
+
+def test_a_claim_that_timed_out_does_not_hold_the_key_when_redis_runs_it_late(server, limiter):
+    limiter.claim(idempotency_record(1, "order-0"), fingerprint="f", token="t", now_ms=now_ms())
+    sleeper = server.sleep_in_background(1)
+    with pytest.raises(LimiterUnavailable):
+        limiter.claim(idempotency_record(1, "order-1"), fingerprint="f", token="t", now_ms=now_ms())
+    sleeper.join()
+    # The client was answered 503; its retry with the same key must run, not get a 409.
+    claim = limiter.claim(idempotency_record(1, "order-1"), fingerprint="f", token="t2", now_ms=now_ms())
+    assert claim.outcome == ClaimOutcome.CLAIMED
+
+
+@pytest.mark.parametrize("travel_to", ["2020-02-29 23:59:59", "2028-01-31 12:00:00"])
+def test_a_clock_far_from_redis_clock_does_not_make_checks_late(server, limiter, travel_to):
+    """The deadline is in Redis's clock: a host clock years off (a test's
+    time-machine, a wrong NTP) neither refuses checks nor lets late ones in."""
+    # The offset is measured on the real clock first (another customer: no shared burst state).
+    limiter.check(replace(make_limits(), customer_id=2), now_ms=now_ms())
+    with time_machine.travel(datetime.fromisoformat(travel_to).replace(tzinfo=UTC), tick=False):
+        limits = make_limits()
+        assert limiter.check(limits, now_ms=now_ms(), bill_field=FIELD).admitted
+        time.sleep(0.3)  # the frozen wall clock now lags the monotonic one
+        assert limiter.check(limits, now_ms=now_ms(), bill_field=FIELD).quota_used == 2
+
+
+def test_after_a_failed_call_the_next_ones_fail_fast_until_the_backoff_ends(server, limiter, settings):
+    settings.REDIS_DOWN_BACKOFF_SECONDS = 60
+    breakers_reset()
+    limiter.check(make_limits(), now_ms=now_ms())
+    server.pause()
+    with pytest.raises(LimiterUnavailable, match="timed out|Timeout"):
+        limiter.check(make_limits(), now_ms=now_ms())
+    server.resume()  # answering again, but the backoff has not ended
+    with pytest.raises(LimiterUnavailable, match="failing fast"):
         limiter.check(make_limits(), now_ms=now_ms())

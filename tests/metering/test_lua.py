@@ -40,9 +40,9 @@ def script(client):
     return client.register_script(CHECK_AND_RESERVE)
 
 
-def call(script, *, now=NOW_MS, burst=5, quota=1_000, cost=1, hard=1, seed=0, bill=""):
+def call(script, *, now=NOW_MS, burst=5, quota=1_000, cost=1, hard=1, seed=0, bill="", deadline=0):
     ceiling = quota if hard else -1
-    args = [burst, quota, ceiling, END_MS + 60_000, PENDING_TTL_MS, now, cost, seed, bill]
+    args = [burst, quota, ceiling, END_MS + 60_000, PENDING_TTL_MS, now, cost, seed, bill, deadline]
     reason, *figures = map(int, script(keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY], args=args).split())
     return [int(reason == 0), reason, *figures]
 
@@ -57,22 +57,36 @@ def customer_memory(client):
 
 def test_it_refuses_a_call_with_two_keys(script):
     with pytest.raises(ResponseError, match="expected 3 keys"):
-        script(keys=[BURST_KEY, QUOTA_KEY], args=[*FIXED_ARGS, NOW_MS, 1, 0, ""])
+        script(keys=[BURST_KEY, QUOTA_KEY], args=[*FIXED_ARGS, NOW_MS, 1, 0, "", 0])
 
 
-def test_it_refuses_a_call_with_eight_arguments(script):
-    with pytest.raises(ResponseError, match="expected 9 arguments"):
+def test_it_refuses_a_call_with_nine_arguments(script):
+    with pytest.raises(ResponseError, match="expected 10 arguments"):
         script(
             keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY],
-            args=[5, 1_000, 1_000, END_MS, PENDING_TTL_MS, NOW_MS, 1, 0],
+            args=[5, 1_000, 1_000, END_MS, PENDING_TTL_MS, NOW_MS, 1, 0, FIELD],
         )
+
+
+def redis_now_ms(client) -> int:
+    seconds, microseconds = client.time()
+    return seconds * 1000 + microseconds // 1000
+
+
+def test_a_call_past_its_deadline_is_refused_with_reason_four_and_writes_nothing(client, script):
+    assert call(script, bill=FIELD, deadline=redis_now_ms(client) - 1) == [0, 4, 0, 0, 0]
+    assert client.keys("*") == []
+
+
+def test_a_call_within_its_deadline_runs(client, script):
+    assert call(script, bill=FIELD, deadline=redis_now_ms(client) + 60_000)[:3] == [1, 0, 1]
 
 
 def test_a_refused_call_writes_nothing(client, script):
     with pytest.raises(ResponseError):
         script(
             keys=[BURST_KEY, QUOTA_KEY, PENDING_KEY],
-            args=[5, 1_000, 1_000, END_MS, PENDING_TTL_MS, NOW_MS, 1, 0, FIELD, "extra"],
+            args=[5, 1_000, 1_000, END_MS, PENDING_TTL_MS, NOW_MS, 1, 0, FIELD, 0, "extra"],
         )
     assert client.keys("*") == []
 

@@ -1,10 +1,10 @@
 """metering/lua/settle.lua, called directly with redis-py (EVALSHA).
 
 KEYS: quota counter, pending usage hash, the claimed Idempotency-Key's
-record ("" if none). ARGV: billed at check ("1"/"0"), billable ("1"/"0"),
+record (absent if none). ARGV: billed at check ("1"/"0"), billable ("1"/"0"),
 cost, usage field, pending TTL ms, record TTL s, the claim's token, "stored"
-or "not_stored", the response's status, content type and body.
-Returns {billed, used}.
+or "not_stored", the response's status, content type and body, the deadline
+(Redis time in ms, "0" for none). Returns {billed, used}, {-1, 0} past the deadline.
 
 It runs only when the check's optimistic billing must change: a request
 billed at the check that failed (unbilled, its units given back), or one
@@ -18,9 +18,10 @@ from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
 from metering.keys import idempotency_record, redis_key, snapshot_key
-from metering.limiter.contract import IDEMPOTENCY_TTL_SECONDS, PENDING_TTL_MS
+from metering.limiter.contract import PENDING_TTL_MS
 from metering.limiter.redis_backend import SETTLE
 
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 QUOTA_KEY = redis_key("quota", 42, 1_800_000_000)
 PENDING_KEY = redis_key("usage", 42)
 MARKER = idempotency_record(42, "order-1")
@@ -40,10 +41,11 @@ def script(client):
 
 
 def keys_of(customer_id: int, marker: str = "") -> list[str]:
-    return [redis_key("quota", customer_id, 1_800_000_000), redis_key("usage", customer_id), marker]
+    keys = [redis_key("quota", customer_id, 1_800_000_000), redis_key("usage", customer_id)]
+    return [*keys, marker] if marker else keys
 
 
-def settle(script, *, billed_at_check=False, billable=True, cost=1, marker="", customer_id=42):
+def settle(script, *, billed_at_check=False, billable=True, cost=1, marker="", customer_id=42, deadline=0):
     args = [
         int(billed_at_check),
         int(billable),
@@ -52,6 +54,7 @@ def settle(script, *, billed_at_check=False, billable=True, cost=1, marker="", c
         PENDING_TTL_MS,
         IDEMPOTENCY_TTL_SECONDS,
         *RESPONSE,
+        deadline,
     ]
     return script(keys=keys_of(customer_id, marker), args=args)
 
@@ -80,26 +83,48 @@ def pending(client, customer_id: int = 42) -> dict[str, int]:
 # The call's shape
 
 
-def test_it_refuses_a_call_with_two_keys(script):
-    with pytest.raises(ResponseError, match="expected 3 keys"):
-        script(keys=[QUOTA_KEY, PENDING_KEY], args=[1, 0, 1, FIELD, PENDING_TTL_MS, 86400, *RESPONSE])
+def test_it_refuses_a_call_with_one_key(script):
+    with pytest.raises(ResponseError, match="expected 2 or 3 keys"):
+        script(keys=[QUOTA_KEY], args=[1, 0, 1, FIELD, PENDING_TTL_MS, 86400, *RESPONSE, 0])
 
 
 def test_it_refuses_a_call_with_five_arguments(script):
-    with pytest.raises(ResponseError, match="expected 11 arguments"):
-        script(keys=[QUOTA_KEY, PENDING_KEY, ""], args=[1, 0, 1, FIELD, PENDING_TTL_MS])
+    with pytest.raises(ResponseError, match="expected 12 arguments"):
+        script(keys=[QUOTA_KEY, PENDING_KEY], args=[1, 0, 1, FIELD, PENDING_TTL_MS])
 
 
-def test_it_refuses_a_call_with_seven_arguments(script):
-    with pytest.raises(ResponseError, match="expected 11 arguments"):
-        script(keys=[QUOTA_KEY, PENDING_KEY, ""], args=[1, 0, 1, FIELD, PENDING_TTL_MS, 86400, "x"])
+def test_it_refuses_a_call_with_eleven_arguments(script):
+    with pytest.raises(ResponseError, match="expected 12 arguments"):
+        script(keys=[QUOTA_KEY, PENDING_KEY], args=[1, 0, 1, FIELD, PENDING_TTL_MS, 86400, *RESPONSE])
+
+
+def test_without_a_claim_it_names_only_keys_in_the_customers_slot(script, client):
+    """No empty-string key: "" hashes to slot 0, another node on a cluster."""
+    bill_at_check(client, 1)
+    assert settle(script, billed_at_check=True, billable=False) == [0, 0]
+
+
+def test_a_call_past_its_deadline_changes_nothing(script, client):
+    reserve(client, 1)
+    bill_at_check(client, 1)
+    seconds, microseconds = client.time()
+    past = seconds * 1000 + microseconds // 1000 - 1
+    assert settle(script, billed_at_check=True, billable=False, deadline=past) == [-1, 0]
+    assert (client.get(QUOTA_KEY), pending(client)) == (b"1", {FIELD: 1})
+
+
+def test_a_call_before_its_deadline_runs(script, client):
+    reserve(client, 1)
+    bill_at_check(client, 1)
+    seconds, _ = client.time()
+    assert settle(script, billed_at_check=True, billable=False, deadline=(seconds + 60) * 1000) == [0, 0]
 
 
 def test_a_refused_call_writes_nothing(script, client):
     reserve(client, 1)
     bill_at_check(client, 1)
     with pytest.raises(ResponseError):
-        script(keys=[QUOTA_KEY, PENDING_KEY, ""], args=[1, 0, 1, FIELD, PENDING_TTL_MS])
+        script(keys=[QUOTA_KEY, PENDING_KEY], args=[1, 0, 1, FIELD, PENDING_TTL_MS])
     assert (client.get(QUOTA_KEY), pending(client)) == (b"1", {FIELD: 1})
 
 

@@ -37,6 +37,17 @@ class MissingView(APIView):
         raise NotFound("No such widget.")
 
 
+class MissingWhileRedisStallsView(APIView):
+    """Admitted, then answers 404 while something (a test's `during_view`)
+    makes Redis stall, so the settle that unbills the 404 cannot run now."""
+
+    during_view = staticmethod(lambda: None)
+
+    def get(self, request):
+        type(self).during_view()
+        raise NotFound("No such widget.")
+
+
 class BrokenView(APIView):
     """Admitted, then answers 500 without raising."""
 
@@ -80,6 +91,11 @@ urlpatterns = [
     path("api/v1/report", ReportView.as_view()),
     path("api/v1/status", StatusView.as_view()),
     path("api/v1/missing", MissingView.as_view()),
+    path(
+        "api/v1/missing-while-redis-stalls",
+        MissingWhileRedisStallsView.as_view(),
+        name="missing-while-redis-stalls",
+    ),
     path("api/v1/broken", BrokenView.as_view()),
     path("api/v1/crashing", CrashingView.as_view()),
     path("api/v1/widgets", CreateView.as_view()),

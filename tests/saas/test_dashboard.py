@@ -18,6 +18,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from apikeys.services import api_key_create
@@ -25,7 +26,7 @@ from billing.models import EventStatus, StripeEvent
 from metering.models import EndpointCost, RefusalRecord, UsageRecord
 from plans.models import Customer, SubscriptionStatus, Tier
 from saas.dashboard import operator_dashboard
-from tests.utils import utc
+from tests.utils import staff_user, utc
 
 URL = "/admin/dashboard/"
 
@@ -303,3 +304,42 @@ def test_users_who_are_not_staff_are_sent_to_the_admin_login(client, dataset):
     assert response.status_code == 302
     assert response["Location"] == "/admin/login/?next=/admin/dashboard/"
     assert b"ann@example.com" not in response.content
+
+
+# Revenue and customers are for operators allowed to see them
+
+CUSTOMER_EMAILS = ("ann@example.com", "ben@example.com", "cat@example.com", "dan@example.com")
+REVENUE_MARKUP = ('id="figure-mrr-usd"', 'class="num mrr"', 'class="num paying"', 'id="top-customers"')
+
+
+def test_a_view_only_staff_user_sees_usage_but_no_revenue_and_no_customer_emails(view_only_client, dataset):
+    response = view_only_client.get(URL)
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert 'id="figure-units"' in content and 'id="tier-basic"' in content
+    for hidden in CUSTOMER_EMAILS + REVENUE_MARKUP:
+        assert hidden not in content
+    dashboard = response.context["dashboard"]
+    assert dashboard.top_customers == [] and dashboard.mrr_by_currency == {}
+    assert all(row.revenue is None for row in dashboard.tiers)
+    assert "Can view revenue" in content  # says what to ask for
+
+
+def test_staff_with_the_revenue_permission_see_revenue_and_top_customers(client, dataset, django_user_model):
+    revenue = Permission.objects.get(content_type__app_label="plans", codename="view_revenue")
+    client.force_login(staff_user(django_user_model, "fay", revenue))
+    content = client.get(URL).content.decode()
+    for shown in CUSTOMER_EMAILS + REVENUE_MARKUP:
+        assert shown in content
+
+
+def test_superusers_see_revenue_without_being_given_the_permission(admin_client, dataset):
+    content = admin_client.get(URL).content.decode()
+    assert 'id="figure-mrr-usd"' in content and "cat@example.com" in content
+
+
+def test_staff_who_may_not_view_stripe_events_see_none_listed(client, dataset, django_user_model):
+    client.force_login(staff_user(django_user_model, "ned"))
+    content = client.get(URL).content.decode()
+    assert 'id="figure-webhooks-failed"' in content  # the counts stay: they name nobody
+    assert "evt_failed" not in content and "No such customer" not in content

@@ -35,7 +35,7 @@ def test_it_answers_503_rather_than_500_when_redis_fails_oddly(client, db, monke
     def broken_connection(alias):
         raise RuntimeError("not a connection error")
 
-    monkeypatch.setattr("django_redis.get_redis_connection", broken_connection)
+    monkeypatch.setattr("saas.health.get_redis_connection", broken_connection)
     # The test client re-raises any exception a view lets escape, so a 500 would fail here.
     response = client.get("/healthz")
     assert response.status_code == 503

@@ -1,0 +1,129 @@
+"""Fail fast while a dependency is down: a circuit breaker per process.
+
+After one call fails (the dependency refused, or did not answer within its
+timeout), callers ask `allow()` before the next call and get False for
+`backoff` seconds, so requests answer at once (503, or a fallback) instead of
+each waiting out the timeout. Then one caller at a time probes; its success
+closes the breaker. Each outage logs two lines, when it starts and when it
+ends (with how many calls failed fast meanwhile), not one per request.
+
+One breaker per Redis connection pool (`redis_breaker`): the key context
+cache and the limiter share the default cache's pool, so whichever notices
+first spares the other its timeout. PostgreSQL has one per server
+(saas/postgresql).
+"""
+
+import logging
+import threading
+import time
+import weakref
+
+from django.conf import settings
+from django.core.cache import caches
+
+logger = logging.getLogger(__name__)
+
+
+class Breaker:
+    def __init__(self, name: str, *, backoff: float, clock=time.monotonic):
+        self.name = name
+        self.backoff = backoff
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._open_until: float | None = None  # None: closed
+        self._down_since = 0.0
+        self._failed_fast = 0
+
+    def allow(self, probe_seconds: float | None = None) -> bool:
+        """May a call be made now? While closed: yes (one attribute read).
+        `probe_seconds`: how long a probe may take (its timeout), during which
+        the others keep failing fast; the backoff by default."""
+        if self._open_until is None:
+            return True
+        with self._lock:
+            now = self._clock()
+            if self._open_until is None:
+                return True
+            if now >= self._open_until:
+                # This caller probes; the others keep failing fast meanwhile.
+                self._open_until = now + max(self.backoff, probe_seconds or 0)
+                return True
+            self._failed_fast += 1
+            return False
+
+    def succeeded(self) -> None:
+        if self._open_until is None:
+            return
+        with self._lock:
+            if self._open_until is None:
+                return
+            self._open_until = None
+            down_for, failed_fast = self._clock() - self._down_since, self._failed_fast
+        logger.warning(
+            "%s answers again after %.1f s; %d calls failed fast meanwhile", self.name, down_for, failed_fast
+        )
+
+    def failed(self, error: BaseException) -> None:
+        with self._lock:
+            now = self._clock()
+            was_closed = self._open_until is None
+            self._open_until = now + self.backoff
+            if was_closed:
+                self._down_since, self._failed_fast = now, 0
+        if was_closed:
+            logger.error(
+                "%s unreachable (%s: %s): failing fast, probing every %s s",
+                self.name,
+                type(error).__name__,
+                error,
+                self.backoff,
+            )
+
+    @property
+    def is_open(self) -> bool:
+        return self._open_until is not None
+
+
+_breakers: "weakref.WeakKeyDictionary[object, Breaker]" = weakref.WeakKeyDictionary()
+_breakers_lock = threading.Lock()
+
+
+def redis_breaker(client) -> Breaker:
+    """The breaker of the Redis connection pool behind `client`."""
+    pool = getattr(client, "connection_pool", client)
+    breaker = _breakers.get(pool)
+    if breaker is None:
+        with _breakers_lock:
+            breaker = _breakers.get(pool)
+            if breaker is None:
+                kwargs = getattr(pool, "connection_kwargs", {})
+                where = f"{kwargs.get('host', 'redis')}:{kwargs.get('port', '')}".rstrip(":")
+                breaker = _breakers[pool] = Breaker(
+                    f"Redis {where}", backoff=settings.REDIS_DOWN_BACKOFF_SECONDS
+                )
+    return breaker
+
+
+class _CacheBreaker(threading.local):
+    cache = None
+    breaker = None
+
+
+_cache_breaker = _CacheBreaker()
+
+
+def cache_breaker() -> Breaker | None:
+    """The breaker of the default cache's Redis; None when the cache is not
+    on Redis (the embedded default). Looked up once per cache object: Django's
+    caches are per thread."""
+    cache, local = caches["default"], _cache_breaker
+    if local.cache is not cache:
+        get_client = getattr(getattr(cache, "client", None), "get_client", None)
+        local.cache, local.breaker = cache, redis_breaker(get_client(write=True)) if get_client else None
+    return local.breaker
+
+
+def breakers_reset() -> None:
+    """Forget every breaker (tests that start and stop Redis servers)."""
+    with _breakers_lock:
+        _breakers.clear()
