@@ -163,6 +163,18 @@ def test_with_redis_down_bad_keys_get_401_and_are_not_counted(api_client, db):
         assert (response.status_code, response.json()["error"]) == (401, "malformed_key")
 
 
+@override_settings(CACHES=UNREACHABLE_REDIS)
+def test_with_redis_down_a_failure_opens_the_default_caches_breaker_so_the_next_ones_fail_fast(
+    api_client, db
+):
+    from core.breaker import cache_breaker
+
+    api_client.get(
+        ECHO, HTTP_X_API_KEY="tk_live_nonsense", REMOTE_ADDR="203.0.113.7"
+    )  # nothing else asks Redis
+    assert cache_breaker().is_open
+
+
 @override_settings(REDIS_URL="", CACHES=IN_PROCESS_CACHE)
 def test_without_redis_failures_are_counted_in_the_process(api_client, db):
     use_up_the_limit(api_client)
