@@ -75,7 +75,7 @@ clean:
 # on 127.0.0.1 and FLUSH Redis database 10 (override: BENCH_REDIS_URL);
 # bench-http drives the load with Debian's wrk, installed from apt when missing
 # (benchmarks/http_load.py falls back to a Python load generator without it).
-.PHONY: install-bench bench-limiter bench-http bench-instructions bench-webhook chaos
+.PHONY: install-bench bench-limiter bench-http bench-instructions bench-webhook bench-keys chaos
 WRK := /usr/bin/wrk
 VALGRIND := /usr/bin/valgrind
 
@@ -106,6 +106,10 @@ bench-instructions: install-bench $(VALGRIND)
 
 bench-webhook: install-bench
 	$(BIN)/python benchmarks/webhook.py
+
+# Rejections/s of malformed and of unknown (well-formed) keys beside valid-key requests/s.
+bench-keys: install-bench $(WRK)
+	$(BIN)/python benchmarks/key_rejection.py
 
 # Each dependency fault under load (benchmarks/chaos.py): its own redis-server,
 # a TCP proxy in front of PostgreSQL, gunicorn; one table. About 2 minutes.

@@ -6,10 +6,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils.functional import SimpleLazyObject
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
 
 from . import keys, peppers
 from .context import key_contexts
 from .exceptions import ExpiredKey, MalformedKey, RevokedKey, UnknownKey
+from .failures import failed_authentications
 
 
 def raw_key_from_request(request) -> str | None:
@@ -37,9 +39,18 @@ class APIKeyAuthentication(BaseAuthentication):
 
     The user is loaded lazily: the hot path reads only the context, so an
     authenticated request makes no SQL query unless the view asks for the user.
+    Every failure counts against the client's address (apikeys.failures),
+    which gets 429 instead of 401 past its limit.
     """
 
     def authenticate(self, request):
+        try:
+            return self._authenticate(request)
+        except AuthenticationFailed:
+            failed_authentications.count(request)
+            raise
+
+    def _authenticate(self, request):
         raw_key = raw_key_from_request(request)
         if raw_key is None:
             return None
@@ -47,7 +58,12 @@ class APIKeyAuthentication(BaseAuthentication):
         if not keys.is_well_formed(raw_key, settings.API_KEY_PREFIX):
             raise MalformedKey()
         hashes = peppers.lookup_hashes(raw_key)
-        context = key_contexts.get(hashes.current, hashes.older)
+        context = key_contexts.get(
+            hashes.current,
+            hashes.older,
+            # An address over its limit makes the database look up no more keys.
+            before_query=lambda: failed_authentications.refuse_if_refused(request),
+        )
         if context is None:
             raise UnknownKey()
         now = time.time()

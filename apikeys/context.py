@@ -16,6 +16,15 @@ shared entries are orphaned at once and every process drops its dict at its
 next version check, so the change is enforced everywhere within the TTL.
 Steady state per request: no SQL and no Redis; one version read per process
 per TTL.
+
+Hashes no key has, and revoked keys, are *rejected*: kept apart from the
+versioned contexts, in this process and in the shared cache for
+REJECTED_KEY_CACHE_SECONDS, because no version bump can make them valid (a
+revocation is final). So a flood of made-up or revoked keys costs one lookup
+per key, whichever process sees it first, then no SQL; it cannot evict the
+contexts of working keys from a process; and a local miss reads both shared
+entries in one round trip (MGET), as many as before. Only the creation of a key
+can turn a rejected hash into a valid one: `forget_rejected_key()` drops it.
 """
 
 import logging
@@ -42,14 +51,18 @@ VERSION_KEY = "apikeys:v1:ctx-version"
 # the moment of the change): no context outlives these, bump or not.
 SHARED_TTL_SECONDS = 60
 LOCAL_MAX_AGE_SECONDS = 30
-# Unknown keys are remembered too (so a flood of made-up keys costs no SQL),
-# which is why the local dict is bounded.
+# Per process, for contexts and for rejected keys alike: a flood of made-up
+# keys must not grow a process without bound.
 LOCAL_MAX_ENTRIES = 10_000
 LAST_USED_FLUSH_SECONDS = 60
 # The last context loaded for each key, kept beyond any version: what the API
 # serves on while PostgreSQL is unreachable.
 LAST_KNOWN_PREFIX = "apikeys:v1:ctx-last:"
 LAST_KNOWN_TTL_SECONDS = 7 * 24 * 3600
+# Rejected keys in the shared cache: UNKNOWN for a hash no key has, else the
+# revoked key's context (its 401 says "revoked").
+REJECTED_PREFIX = "apikeys:v1:rejected:"
+UNKNOWN = "unknown"
 
 
 class ContextUnavailable(DatabaseUnavailable):
@@ -136,30 +149,53 @@ class KeyContextCache:
         self.ttl = ttl
         self._clock = clock
         self._writer = writer
-        self._entries: dict[str, tuple[KeyContext | None, float]] = {}  # -> (context, loaded at)
+        self._entries: dict[str, tuple[KeyContext, float]] = {}  # -> (context, loaded at)
+        # -> (None for unknown, or the revoked context; remembered at)
+        self._rejected: dict[str, tuple[KeyContext | None, float]] = {}
         self._version = None
         self._checked_at = float("-inf")
         self._last_used: dict[int, float] = {}
         self._last_used_flushed_at = clock()
         self._lock = threading.Lock()
 
-    def get(self, hashed_key: str, older: tuple[str, ...] = ()) -> KeyContext | None:
+    def get(self, hashed_key: str, older: tuple[str, ...] = (), *, before_query=None) -> KeyContext | None:
         """The context for a key, or None when no such key exists: `hashed_key`
-        is its hash under the current pepper, `older` under the older ones."""
+        is its hash under the current pepper, `older` under the older ones.
+
+        `before_query`, when given, is called before the database is asked (a
+        key in neither this process nor the shared cache): it may raise to
+        refuse the lookup.
+        """
         self._check_version()
         now = self._clock()
         entry = self._entries.get(hashed_key)
         if entry is not None and now - entry[1] < LOCAL_MAX_AGE_SECONDS:
             return entry[0]
-        context = self._shared_get(hashed_key, older)
-        if len(self._entries) >= LOCAL_MAX_ENTRIES:
-            self._entries = {}
-        self._entries[hashed_key] = (context, now)
+        rejected = self._rejected.get(hashed_key)
+        # No version bump can make a rejected key valid: the same time here as shared.
+        if rejected is not None and now - rejected[1] < settings.REJECTED_KEY_CACHE_SECONDS:
+            return rejected[0]
+        context = self._shared_get(hashed_key, older, before_query)
+        self._remember(hashed_key, context, now)
         return context
+
+    def _remember(self, hashed_key: str, context: KeyContext | None, now: float) -> None:
+        if _is_rejected(context):
+            layer = self._rejected
+            self._entries.pop(hashed_key, None)
+        else:
+            layer = self._entries
+        if len(layer) >= LOCAL_MAX_ENTRIES and hashed_key not in layer:
+            layer.clear()
+        layer[hashed_key] = (context, now)
+
+    def forget_rejected(self, hashed_key: str) -> None:
+        self._rejected.pop(hashed_key, None)
 
     def clear(self) -> None:
         with self._lock:
             self._entries = {}
+            self._rejected = {}
             self._checked_at = float("-inf")
 
     def _check_version(self) -> None:
@@ -175,18 +211,25 @@ class KeyContextCache:
                 self._version = version
             self._checked_at = now
 
-    def _shared_get(self, hashed_key: str, older: tuple[str, ...]) -> KeyContext | None:
+    def _shared_get(self, hashed_key: str, older: tuple[str, ...], before_query=None) -> KeyContext | None:
         shared_key = f"apikeys:v1:ctx:{self._version}:{hashed_key}"
-        cached = _shared_cache("get", shared_key)
-        if cached is UNREACHABLE:
-            return self._load(hashed_key, older)
-        if cached is not None:
-            return cached
+        rejected_key = REJECTED_PREFIX + hashed_key
+        found = _shared_cache("get_many", [shared_key, rejected_key])
+        if found is UNREACHABLE:
+            found = {}
+        elif shared_key in found:
+            return found[shared_key]
+        elif rejected_key in found:
+            rejected = found[rejected_key]
+            return None if rejected == UNKNOWN else rejected
+        if before_query is not None:
+            before_query()
         context = self._load(hashed_key, older)
-        if (
-            context is not None
-            and _shared_cache("set", shared_key, context, SHARED_TTL_SECONDS) is not UNREACHABLE
-        ):
+        if _is_rejected(context):
+            # Unwritten while Redis is down: the next sight asks the database again.
+            rejected = UNKNOWN if context is None else context
+            _shared_cache("set", rejected_key, rejected, settings.REJECTED_KEY_CACHE_SECONDS)
+        elif _shared_cache("set", shared_key, context, SHARED_TTL_SECONDS) is not UNREACHABLE:
             _shared_cache("set", LAST_KNOWN_PREFIX + hashed_key, context, LAST_KNOWN_TTL_SECONDS)
         return context
 
@@ -249,7 +292,29 @@ def _shared_cache(operation: str, *args):
     return result
 
 
+def _is_rejected(context: KeyContext | None) -> bool:
+    """No key, or a revoked one: rejected for good (until a key with the hash is created)."""
+    return context is None or context.revoked
+
+
 key_contexts = KeyContextCache(ttl=settings.KEY_CONTEXT_TTL_SECONDS)
+
+
+def forget_rejected_key(hashed_key: str) -> None:
+    """A key with this hash was just created: drop its rejection (after commit),
+    here and in the shared cache, so the key works at once.
+
+    Other processes may still hold a local rejection of the hash: harmless,
+    since a key's secret is drawn at its creation, so nobody can have sent it
+    before. A rejection written by a lookup that raced the creation is the same
+    case.
+    """
+
+    def forget():
+        key_contexts.forget_rejected(hashed_key)
+        _shared_cache("delete", REJECTED_PREFIX + hashed_key)
+
+    transaction.on_commit(forget)
 
 
 def invalidate_key_contexts() -> None:

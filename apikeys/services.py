@@ -11,7 +11,7 @@ from core.errors import AppError
 from plans.models import Customer
 
 from . import keys, peppers
-from .context import invalidate_key_contexts
+from .context import forget_rejected_key, invalidate_key_contexts
 from .models import APIKey, KeyStatus
 
 
@@ -50,6 +50,7 @@ def api_key_create(
         expires_at=expires_at,
         **({"scopes": scopes} if scopes is not None else {}),
     )
+    forget_rejected_key(api_key.hashed_key)
     return CreatedKey(api_key=api_key, raw_key=raw_key)
 
 

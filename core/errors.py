@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
+from django.utils.log import log_response
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
@@ -124,4 +125,20 @@ def json_exception_handler(exc, context):
     else:
         code = exc.get_codes() if isinstance(exc.detail, str) else exc.default_code
         response.data = error_body(str(code), _first_message(exc.detail))
+    _log_quietly(exc, response, context.get("request"))
     return response
+
+
+def _log_quietly(exc, response, request) -> None:
+    """Log a 401 (or an error whose class sets `log_level`) at debug level.
+
+    Django logs every 4xx as a warning; a bad key is the client's mistake, and
+    a flood of them would flood the log. Logged here, the response is marked as
+    logged and Django leaves it alone.
+    """
+    level = getattr(exc, "log_level", "debug" if response.status_code == 401 else None)
+    if level is None or request is None:
+        return
+    log_response(
+        "%s: %s", response.reason_phrase, request.path, response=response, request=request, level=level
+    )

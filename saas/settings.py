@@ -286,7 +286,8 @@ ACCOUNT_RATE_LIMITS = {
     "login_failed": "10/m/ip,5/5m/key",
 }
 # Behind a proxy every request comes from the proxy: count the proxies you
-# run so allauth reads the client's address from X-Forwarded-For.
+# run so allauth (and the API's limit on bad keys) read the client's address
+# from X-Forwarded-For.
 ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard:index"
@@ -357,6 +358,18 @@ for _name in ("IDEMPOTENCY_KEY_TTL_SECONDS", "IDEMPOTENCY_CLAIM_SECONDS", "IDEMP
 # How long a process trusts its cached key contexts before asking Redis whether
 # anything changed: revocations and tier changes reach every process this fast.
 KEY_CONTEXT_TTL_SECONDS = env.float("KEY_CONTEXT_TTL_SECONDS", default=1.0)
+# Unknown and revoked keys are remembered this long, in Redis and in each
+# process, so a repeated bad key costs no SQL; a key's creation forgets its
+# hash. Longer spares more lookups; shorter bounds what a flood of fresh keys
+# leaves in Redis (about 200 bytes a key).
+REJECTED_KEY_CACHE_SECONDS = env.int("REJECTED_KEY_CACHE_SECONDS", default=60)
+# Failed authentications (malformed, unknown, revoked, expired keys) per client
+# address per window; past the limit the API answers 429 until the window ends.
+FAILED_AUTH_LIMIT = env.int("FAILED_AUTH_LIMIT", default=60)
+FAILED_AUTH_WINDOW_SECONDS = env.int("FAILED_AUTH_WINDOW_SECONDS", default=60)
+for _name in ("REJECTED_KEY_CACHE_SECONDS", "FAILED_AUTH_LIMIT", "FAILED_AUTH_WINDOW_SECONDS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1.")
 BILLING_GRACE_PERIOD_DAYS = env.int("BILLING_GRACE_PERIOD_DAYS", default=7)
 # Where a 402 sends the customer to settle their bill.
 BILLING_PAGE_PATH = env.str("BILLING_PAGE_PATH", default="/dashboard/")

@@ -16,6 +16,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apikeys.context import key_contexts
+from apikeys.failures import failed_authentications
 from apikeys.models import APIKey
 from apikeys.services import api_key_create, api_key_revoke
 from plans.services import customer_get_or_create
@@ -44,8 +45,9 @@ def pytest_sessionstart(session):
 @pytest.fixture(autouse=True)
 def clean_redis():
     """Each test starts with an empty Redis database (the suite's own, not 0),
-    an empty per-process key context cache and no cost samples left in this
-    process's aggregator by an earlier test."""
+    an empty per-process key context cache, no address this process refuses
+    for its failed authentications and no cost samples left in this process's
+    aggregator by an earlier test."""
     from django_redis import get_redis_connection
 
     from metering.cost import cost_aggregator
@@ -53,6 +55,7 @@ def clean_redis():
     cost_aggregator.flush()  # to Redis (REDIS_URL is set here), emptied just below
     get_redis_connection("default").flushdb()
     key_contexts.clear()
+    failed_authentications.clear()
     yield
 
 

@@ -21,3 +21,13 @@ def test_the_unenforced_round_trip_server_of_bench_http_loads_without_throttles(
         command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_key_rejection_benchmarks_malformed_keys_fail_only_their_checksum():
+    from apikeys.keys import generate_key, is_well_formed
+    from benchmarks.key_rejection import PREFIX, wrong_checksum
+
+    key = generate_key(PREFIX)
+    malformed = wrong_checksum(key)
+    assert len(malformed) == len(key) and malformed[:-1] == key[:-1]
+    assert not is_well_formed(malformed, PREFIX)

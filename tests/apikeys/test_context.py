@@ -159,11 +159,11 @@ def test_with_redis_down_contexts_come_from_the_database(hashed, api_key, clock,
             assert contexts.get(hashed).key_id == api_key.api_key.pk
 
 
-def test_the_process_layer_holds_at_most_local_max_entries(contexts, db, monkeypatch):
+def test_the_process_layer_holds_at_most_local_max_entries_rejected_keys(contexts, db, monkeypatch):
     monkeypatch.setattr(context_module, "LOCAL_MAX_ENTRIES", 3)
     for number in range(10):
         contexts.get(f"{number:064d}")
-    assert len(contexts._entries) <= 3
+    assert len(contexts._rejected) <= 3
 
 
 def test_use_is_not_written_before_the_flush_interval(contexts, api_key, clock):

@@ -1,3 +1,5 @@
+import logging
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
@@ -51,3 +53,21 @@ def test_the_handler_leaves_other_database_errors_to_the_500_handler():
     from django.db import ProgrammingError
 
     assert json_exception_handler(ProgrammingError("no such column"), {"view": None, "request": None}) is None
+
+
+def test_a_401_is_logged_at_debug_level_not_as_a_warning(client, db, caplog):
+    with caplog.at_level(logging.DEBUG, logger="django.request"):
+        response = client.get("/api/v1/echo", HTTP_X_API_KEY="tk_live_nonsense")
+    assert response.status_code == 401
+    logged = [record for record in caplog.records if record.name == "django.request"]
+    assert [(record.levelno, record.getMessage()) for record in logged] == [
+        (logging.DEBUG, "Unauthorized: /api/v1/echo")
+    ]
+
+
+def test_other_client_errors_are_still_warnings(client, db, caplog):
+    with caplog.at_level(logging.DEBUG, logger="django.request"):
+        client.get("/api/v1/nope")
+    assert [record.levelno for record in caplog.records if record.name == "django.request"] == [
+        logging.WARNING
+    ]
