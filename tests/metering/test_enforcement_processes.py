@@ -58,6 +58,11 @@ def server_environment() -> dict[str, str]:
         "SECRET_KEY": settings.SECRET_KEY,
         "API_KEY_PEPPER": settings.API_KEY_PEPPER,
         "ALLOWED_HOSTS": "127.0.0.1",
+        # These tests are about exact admission from many processes, not about
+        # a hung Redis: 400 requests at once on a busy 2-core machine can keep a
+        # reply from a healthy Redis past the production 0.2 s, which would
+        # open the breaker (tests/metering/test_redis_down.py covers that).
+        "REDIS_TIMEOUT_SECONDS": "2",
     }
 
 
