@@ -14,6 +14,7 @@ from apikeys.peppers import current_hash
 from apikeys.services import api_key_revoke
 from plans.models import Tier
 from plans.signals import limits_changed
+from tests.utils import FakeClock
 
 TTL = 1.0
 UNREACHABLE_REDIS = {
@@ -23,14 +24,6 @@ UNREACHABLE_REDIS = {
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
     }
 }
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class SpyCache:
@@ -43,6 +36,10 @@ class SpyCache:
     def get(self, key, *args, **kwargs):
         self.reads.append(key)
         return self.real.get(key, *args, **kwargs)
+
+    def get_many(self, keys, *args, **kwargs):
+        self.reads.extend(keys)
+        return self.real.get_many(keys, *args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self.real, name)
