@@ -31,6 +31,7 @@ from metering.models import EndpointCost, FlushedBatch, UsageRecord
 from metering.selectors import usage_in_period
 from metering.usage import settle
 from plans.periods import period_bounds
+from plans.services import customer_get_or_create
 
 STEPS = ["take_snapshot", "read_snapshot", "apply_snapshot", "discard_snapshot"]
 
@@ -277,25 +278,25 @@ def test_requests_between_snapshot_and_apply_land_in_the_next_flush(redis, custo
 
 def test_a_crash_inside_the_apply_transaction_adds_nothing(redis, customer, api_key, monkeypatch):
     serve(api_key, 3)
-    monkeypatch.setattr(flush, "add_usage_fields", add_usage_then_die)
+    monkeypatch.setattr(flush, "add_usage", add_usage_then_die)
     with pytest.raises(SystemExit):
         flush_usage()
     assert (recorded(customer), FlushedBatch.objects.count()) == (0, 0)
 
 
-_add_usage_fields = flush.add_usage_fields
+_add_usage = flush.add_usage
 
 
-def add_usage_then_die(customer_id, fields):
+def add_usage_then_die(fields_by_customer):
     """The worker dies inside the transaction, after the rows were written."""
-    _add_usage_fields(customer_id, fields)
+    _add_usage(fields_by_customer)
     assert UsageRecord.objects.exists()
     raise SystemExit("worker killed")
 
 
 def test_a_crash_inside_the_apply_transaction_keeps_the_snapshot(redis, customer, api_key, monkeypatch):
     serve(api_key, 3)
-    monkeypatch.setattr(flush, "add_usage_fields", add_usage_then_die)
+    monkeypatch.setattr(flush, "add_usage", add_usage_then_die)
     with pytest.raises(SystemExit):
         flush_usage()
     assert redis.exists(snapshot_key(customer.pk)) == 1
@@ -305,7 +306,7 @@ def test_the_usage_api_is_exact_after_a_crash_inside_the_apply_transaction(
     redis, customer, api_key, monkeypatch
 ):
     serve(api_key, 3)
-    monkeypatch.setattr(flush, "add_usage_fields", add_usage_then_die)
+    monkeypatch.setattr(flush, "add_usage", add_usage_then_die)
     with pytest.raises(SystemExit):
         flush_usage()
     assert used(customer) == 3
@@ -315,7 +316,7 @@ def test_the_next_flush_recovers_from_a_crash_inside_the_apply_transaction(
     redis, customer, api_key, monkeypatch
 ):
     serve(api_key, 3)
-    monkeypatch.setattr(flush, "add_usage_fields", add_usage_then_die)
+    monkeypatch.setattr(flush, "add_usage", add_usage_then_die)
     with pytest.raises(SystemExit):
         flush_usage()
     monkeypatch.undo()
@@ -452,3 +453,43 @@ def test_concurrent_flushes_lose_nothing_while_requests_keep_arriving(redis, cus
     flush_usage()
     assert errors == []
     assert (recorded(customer), cost_requests(), metering_keys(redis)) == (len(served), len(served), [])
+
+
+def customers_with_pending_usage_in_redis(redis, count: int) -> list:
+    """`count` customers, each with a key and 2 units pending in Redis."""
+    hour = hour_of(now_ms())
+    customers = []
+    for number in range(count):
+        customer = customer_get_or_create(email=f"batch{number}@example.com")[0]
+        key = api_key_create(customer=customer, name="batch")
+        redis.hset(pending_key(customer.pk), usage_field(hour, key.api_key.pk, "api:echo"), 2)
+        customers.append(customer)
+    return customers
+
+
+def test_a_flush_moves_many_customers_in_a_few_database_round_trips(
+    redis, default_tiers, django_assert_max_num_queries
+):
+    """Batched: a few statements per batch of customers, not several per customer."""
+    customers = customers_with_pending_usage_in_redis(redis, 40)
+    with django_assert_max_num_queries(20):
+        result = flush_usage()
+    assert result == FlushResult(customers=40, units=80)
+    assert [recorded(customer) for customer in customers] == [2] * 40
+
+
+def test_a_flush_in_batches_smaller_than_the_customers_moves_them_all(redis, default_tiers, settings):
+    settings.USAGE_FLUSH_BATCH_SIZE = 3
+    customers = customers_with_pending_usage_in_redis(redis, 8)
+    assert flush_usage() == FlushResult(customers=8, units=16)
+    assert [recorded(customer) for customer in customers] == [2] * 8
+    assert metering_keys(redis) == []
+
+
+def test_a_batch_applies_the_new_snapshots_beside_ones_already_applied(redis, default_tiers):
+    """A crash after one customer's apply: the next flush's batch holds that
+    customer's recorded batch and the others' new ones."""
+    first, second = customers_with_pending_usage_in_redis(redis, 2)
+    crash_after("apply_snapshot", redis, first)
+    assert flush_usage().units == 2  # only the second's units are new
+    assert (recorded(first), recorded(second), metering_keys(redis)) == (2, 2, [])
