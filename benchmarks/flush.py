@@ -81,10 +81,14 @@ def delete_bench_rows() -> None:
     customers = f"SELECT id FROM {Customer._meta.db_table} WHERE user_id IN ({users})"
     pattern = {"pattern": f"{PREFIX}-%"}
     with psycopg.connect(DATABASE_URL) as connection:
-        connection.execute(f"DELETE FROM {UsageRecord._meta.db_table} WHERE customer_id IN ({customers})", pattern)
+        connection.execute(
+            f"DELETE FROM {UsageRecord._meta.db_table} WHERE customer_id IN ({customers})", pattern
+        )
         connection.execute(f"DELETE FROM {APIKey._meta.db_table} WHERE customer_id IN ({customers})", pattern)
         connection.execute(f"DELETE FROM {Customer._meta.db_table} WHERE user_id IN ({users})", pattern)
-        connection.execute(f"DELETE FROM {get_user_model()._meta.db_table} WHERE username LIKE %(pattern)s", pattern)
+        connection.execute(
+            f"DELETE FROM {get_user_model()._meta.db_table} WHERE username LIKE %(pattern)s", pattern
+        )
 
 
 def create_customers(count: int) -> list[tuple[int, int]]:
@@ -105,7 +109,12 @@ def create_customers(count: int) -> list[tuple[int, int]]:
         customers = Customer.objects.bulk_create([Customer(user=user, tier=tier) for user in users])
         keys = APIKey.objects.bulk_create(
             [
-                APIKey(customer=customer, name="bench", prefix=f"fb{customer.pk}", hashed_key=f"bench${uuid.uuid4().hex}")
+                APIKey(
+                    customer=customer,
+                    name="bench",
+                    prefix=f"fb{customer.pk}",
+                    hashed_key=f"bench${uuid.uuid4().hex}",
+                )
                 for customer in customers
             ]
         )
@@ -121,7 +130,9 @@ def pend_usage(client, pairs: list[tuple[int, int]], hour: int) -> int:
         with client.pipeline(transaction=False) as pipe:
             for customer_id, key_id in pairs[start : start + INSERT_BATCH]:
                 key = pending_key(customer_id)
-                pipe.hset(key, mapping={usage_field(hour, key_id, e): units for e, units in ENDPOINTS.items()})
+                pipe.hset(
+                    key, mapping={usage_field(hour, key_id, e): units for e, units in ENDPOINTS.items()}
+                )
                 pipe.expire(key, PENDING_TTL_SECONDS)
             pipe.execute()
     return len(pairs) * sum(ENDPOINTS.values())

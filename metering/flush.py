@@ -28,6 +28,7 @@ apply's exclusive lock on the customer's ledger and the batch ids keep the
 two from adding a snapshot twice.
 """
 
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -191,7 +192,9 @@ def flush_owners(client, owners: list) -> int:
         if not snapshots:
             break
         counts = read_snapshots(client, list(snapshots))
-        applied = apply_snapshots({owner: (snapshot.batch, counts[owner]) for owner, snapshot in snapshots.items()})
+        applied = apply_snapshots(
+            {owner: (snapshot.batch, counts[owner]) for owner, snapshot in snapshots.items()}
+        )
         moved += sum(sum(counts[owner].values()) for owner in applied)
         discard_snapshots(client, {owner: snapshot.batch for owner, snapshot in snapshots.items()})
         owners = [owner for owner, snapshot in snapshots.items() if snapshot.left_over]
@@ -252,8 +255,7 @@ def flush_usage() -> FlushResult:
         flush_owners(client, [COST])
         FlushedBatch.objects.filter(flushed_at__lt=timezone.now() - FLUSHED_BATCH_RETENTION).delete()
     finally:
-        try:
+        # Expired and perhaps taken by the next flush: its lock, not ours.
+        with contextlib.suppress(LockError):
             lock.release()
-        except LockError:
-            pass  # expired and perhaps taken by the next flush: its lock, not ours
     return FlushResult(len(customers), units)

@@ -83,7 +83,9 @@ def _upsert(
             )
             return
         placeholders = ", ".join(["%s"] * len(columns))
-        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) {on_conflict}", rows)
+        cursor.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) {on_conflict}", rows
+        )
 
 
 def add_usage_fields(customer_id: int, fields: dict[str, int]) -> None:
