@@ -493,3 +493,36 @@ def test_a_batch_applies_the_new_snapshots_beside_ones_already_applied(redis, de
     crash_after("apply_snapshot", redis, first)
     assert flush_usage().units == 2  # only the second's units are new
     assert (recorded(first), recorded(second), metering_keys(redis)) == (2, 2, [])
+
+
+def test_a_crash_in_a_later_batch_keeps_the_earlier_batches_and_loses_nothing(
+    redis, default_tiers, settings, monkeypatch
+):
+    settings.USAGE_FLUSH_BATCH_SIZE = 2
+    customers = customers_with_pending_usage_in_redis(redis, 5)
+    batches = []
+
+    def die_in_the_second_batch(fields_by_customer):
+        batches.append(sorted(fields_by_customer))
+        if len(batches) == 2:
+            raise SystemExit("worker killed")
+        _add_usage(fields_by_customer)
+
+    monkeypatch.setattr(flush, "add_usage", die_in_the_second_batch)
+    with pytest.raises(SystemExit):
+        flush_usage()
+    assert [recorded(customer) for customer in customers] == [2, 2, 0, 0, 0]
+    monkeypatch.undo()
+    assert flush_usage() == FlushResult(customers=3, units=6)
+    assert [recorded(customer) for customer in customers] == [2] * 5
+    assert metering_keys(redis) == []
+
+
+def test_counts_of_a_key_deleted_meanwhile_do_not_hold_back_the_rest_of_the_batch(redis, default_tiers):
+    """metering.protection refuses deleting a key with pending usage; one gone
+    some other way (raw SQL) must not fail its batch's transaction."""
+    first, second = customers_with_pending_usage_in_redis(redis, 2)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM apikeys_apikey WHERE customer_id = %s", [first.pk])
+    flush_usage()
+    assert (recorded(first), recorded(second), metering_keys(redis)) == (0, 2, [])
