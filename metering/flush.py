@@ -224,6 +224,18 @@ def customers_with_pending_usage(client) -> set[int]:
     return customers
 
 
+def _delete_expired_batches() -> None:
+    """Delete the batch ids past their retention, a bounded number of rows a
+    statement: each statement must end within the statement timeout however
+    many expired meanwhile (one row per active customer a flush)."""
+    expired = FlushedBatch.objects.filter(flushed_at__lt=timezone.now() - FLUSHED_BATCH_RETENTION)
+    while True:
+        ids = list(expired.values_list("pk", flat=True)[: settings.USAGE_FLUSH_RETENTION_DELETE_ROWS])
+        if not ids:
+            return
+        FlushedBatch.objects.filter(pk__in=ids).delete()
+
+
 @dataclass(frozen=True)
 class FlushResult:
     customers: int
@@ -253,7 +265,7 @@ def flush_usage() -> FlushResult:
             units += flush_owners(client, customers[start : start + size])
             lock.reacquire()  # LockNotOwnedError if it expired meanwhile: stop, the next run goes on
         flush_owners(client, [COST])
-        FlushedBatch.objects.filter(flushed_at__lt=timezone.now() - FLUSHED_BATCH_RETENTION).delete()
+        _delete_expired_batches()
     finally:
         # Expired and perhaps taken by the next flush: its lock, not ours.
         with contextlib.suppress(LockError):
