@@ -44,6 +44,7 @@ from redis.exceptions import LockError
 from .cost import cost_aggregator
 from .keys import COST_KEY, COST_SNAPSHOT_KEY, WITNESS_PREFIX, customer_of, pending_key, snapshot_key
 from .ledger import add_cost_fields, add_usage, lock_usages
+from .limiter.contract import PENDING_TTL_MS
 from .models import FlushedBatch
 
 logger = logging.getLogger(__name__)
@@ -51,9 +52,11 @@ logger = logging.getLogger(__name__)
 LUA = Path(__file__).parent / "lua"
 SNAPSHOT = (LUA / "snapshot.lua").read_text()
 DISCARD = (LUA / "discard.lua").read_text()
-# Snapshots expire with the pending TTL (7 days); a batch id older than that
-# can never come back, so its log row can go.
-FLUSHED_BATCH_RETENTION = timedelta(days=30)
+# Snapshots expire with the pending TTL (PENDING_TTL_MS, 7 days); a batch id
+# older than that can never come back, so its log row can go after a day's
+# margin. At 100,000 customers active every minute that is still about 1.2
+# billion rows; longer would only grow the table.
+FLUSHED_BATCH_RETENTION = timedelta(milliseconds=PENDING_TTL_MS) + timedelta(days=1)
 # Held by the running flush, renewed after each batch: a flush killed midway
 # frees it after USAGE_FLUSH_LOCK_SECONDS.
 FLUSH_LOCK_KEY = "metering:v1:lock:{flush}"
