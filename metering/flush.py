@@ -96,10 +96,12 @@ def discard_snapshot(client, owner: int | str, batch: str) -> None:
 
     The compare and the delete are one step (WATCH/MULTI): between them a
     concurrent flush may finish this batch and snapshot newer usage under the
-    same key, and deleting that would lose it.
+    same key, and deleting that would lose it. The pipeline is asked to be a
+    transaction: on Redis Cluster it is not one by default, and WATCH (on the
+    key's own slot) needs one.
     """
     key = _keys(owner)[1]
-    with client.pipeline() as pipe:
+    with client.pipeline(transaction=True) as pipe:
         try:
             pipe.watch(key)
             current = pipe.hget(key, "batch")
