@@ -21,6 +21,8 @@ import weakref
 from django.conf import settings
 from django.core.cache import caches
 
+from .redis_cluster import connection_settings, is_cluster
+
 logger = logging.getLogger(__name__)
 
 
@@ -96,12 +98,18 @@ def redis_breaker(client) -> Breaker:
         with _breakers_lock:
             breaker = _breakers.get(pool)
             if breaker is None:
-                kwargs = getattr(pool, "connection_kwargs", {})
-                where = f"{kwargs.get('host', 'redis')}:{kwargs.get('port', '')}".rstrip(":")
-                breaker = _breakers[pool] = Breaker(
-                    f"Redis {where}", backoff=settings.REDIS_DOWN_BACKOFF_SECONDS
-                )
+                breaker = _breakers[pool] = Breaker(_redis_name(client), backoff=settings.REDIS_DOWN_BACKOFF_SECONDS)
     return breaker
+
+
+def _redis_name(client) -> str:
+    """What the breaker's log lines call this Redis: its address, or on a
+    cluster (one breaker for all its nodes) the node it was configured with."""
+    if is_cluster(client):
+        first = client.nodes_manager.startup_nodes
+        return f"Redis Cluster {next(iter(first), 'redis')}"
+    kwargs = connection_settings(client)
+    return "Redis " + f"{kwargs.get('host', 'redis')}:{kwargs.get('port', '')}".rstrip(":")
 
 
 class _CacheBreaker(threading.local):

@@ -12,7 +12,9 @@ per thread, and the limiter's breaker (core.breaker) is per client.
 import threading
 
 from django_redis.pool import ConnectionFactory
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.retry import Retry
 
 
 class ClusterConnectionFactory(ConnectionFactory):
@@ -32,7 +34,27 @@ class ClusterConnectionFactory(ConnectionFactory):
         # Not django-redis's parser class: RedisCluster keeps its own per node.
         params = self.make_connection_params(url)
         params.pop("parser_class", None)
+        # No retry of a command that timed out or lost its connection: each
+        # retry waits out the timeout again after re-reading the topology, so
+        # a stalled node would hold a request a second or more instead of one
+        # timeout (the breaker and a 503 answer it, as on a single Redis, whose
+        # client does not retry either). MOVED and ASK redirections, the
+        # topology changes of a failover, are followed all the same.
+        params["retry"] = Retry(NoBackoff(), 0)
         return params
 
     def disconnect(self, connection: RedisCluster) -> None:
         connection.disconnect_connection_pools()
+
+
+def connection_settings(client) -> dict:
+    """The keyword arguments `client` makes its connections with: its pool's,
+    or on Redis Cluster (no pool of its own) those of every node's."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        return pool.connection_kwargs
+    return getattr(getattr(client, "nodes_manager", None), "connection_kwargs", {})
+
+
+def is_cluster(client) -> bool:
+    return isinstance(client, RedisCluster)

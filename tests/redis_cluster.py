@@ -93,6 +93,7 @@ def _start_node(port: int, directory: Path) -> subprocess.Popen:
         "--dir", str(node_dir),
         "--save", "",
         "--appendonly", "no",
+        "--enable-debug-command", "local",  # DEBUG SLEEP: a node that stalls
     ]  # fmt: skip
     log = open(node_dir / "redis.log", "wb")  # noqa: SIM115 (the process owns it)
     return subprocess.Popen(arguments, stdout=log, stderr=subprocess.STDOUT)

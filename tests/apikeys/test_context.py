@@ -15,6 +15,9 @@ from apikeys.services import api_key_revoke
 from plans.models import Tier
 from plans.signals import limits_changed
 
+# The shared layer on a single Redis and on a Redis Cluster (tests/redis_cluster.py).
+pytestmark = pytest.mark.usefixtures("redis_layout")
+
 TTL = 1.0
 UNREACHABLE_REDIS = {
     "default": {
