@@ -9,8 +9,10 @@ ends (with how many calls failed fast meanwhile), not one per request.
 
 One breaker per Redis connection pool (`redis_breaker`): the key context
 cache and the limiter share the default cache's pool, so whichever notices
-first spares the other its timeout. PostgreSQL has one per server
-(saas/postgresql).
+first spares the other its timeout. On Redis Cluster there is one for the
+cluster client: a stalled node fails every customer fast for the backoff, not
+only its own, the price of not timing out per node. PostgreSQL has one per
+server (saas/postgresql).
 """
 
 import logging
@@ -98,7 +100,9 @@ def redis_breaker(client) -> Breaker:
         with _breakers_lock:
             breaker = _breakers.get(pool)
             if breaker is None:
-                breaker = _breakers[pool] = Breaker(_redis_name(client), backoff=settings.REDIS_DOWN_BACKOFF_SECONDS)
+                breaker = _breakers[pool] = Breaker(
+                    _redis_name(client), backoff=settings.REDIS_DOWN_BACKOFF_SECONDS
+                )
     return breaker
 
 

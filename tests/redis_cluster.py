@@ -157,14 +157,19 @@ def cluster_caches(url: str) -> dict:
     return {**settings.CACHES, "default": default}
 
 
+def use_cluster(settings, cluster: LocalCluster) -> None:
+    """Point the default cache (and so everything on it) at `cluster`, as
+    saas.settings configures REDIS_CLUSTER=true."""
+    settings.REDIS_URL = cluster.url
+    settings.REDIS_CLUSTER = True
+    settings.CACHES = cluster_caches(cluster.url)
+    breakers_reset()
+
+
 @pytest.fixture
 def on_redis_cluster(redis_cluster, settings):
-    """The default cache (and so everything on it) on the local Redis Cluster,
-    emptied first, as saas.settings configures REDIS_CLUSTER=true."""
-    settings.REDIS_URL = redis_cluster.url
-    settings.REDIS_CLUSTER = True
-    settings.CACHES = cluster_caches(redis_cluster.url)
-    breakers_reset()
+    """The default cache on the session's Redis Cluster, emptied first."""
+    use_cluster(settings, redis_cluster)
     get_redis_connection("default").flushall()
     yield redis_cluster
     breakers_reset()

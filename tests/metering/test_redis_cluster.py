@@ -21,7 +21,16 @@ from apikeys.services import api_key_create
 from core.breaker import redis_breaker
 from metering.flush import flush_usage
 from metering.keys import hour_of, idempotency_record, pending_key, usage_field
-from metering.limiter import ClaimedKey, ClaimOutcome, LimiterUnavailable, Limits, RedisLimiter, SettleRequest
+from metering.limiter import (
+    ClaimedKey,
+    ClaimOutcome,
+    LimiterUnavailable,
+    Limits,
+    RedisLimiter,
+    SettleRequest,
+    get_limiter,
+)
+from metering.limiter.redis_backend import django_redis_client
 from metering.models import UsageRecord
 from plans.periods import period_bounds
 from plans.services import customer_get_or_create
@@ -94,6 +103,13 @@ def test_a_failed_request_without_an_idempotency_key_is_unbilled_on_each_master(
     assert cluster_client.hget(pending_key(customer_id), field) is None
 
 
+def test_the_limiter_behind_the_default_cache_checks_customers_on_every_master(cluster_client):
+    for customer_id in customer_ids_on_each_master(cluster_client):
+        decision = get_limiter().check(make_limits(customer_id), now_ms=now_ms())
+        assert (decision.admitted, decision.quota_used) == (True, 1)
+    assert django_redis_client() is cluster_client
+
+
 def test_the_flush_moves_usage_of_customers_on_every_master(cluster_client, default_tiers):
     customers = []
     while {master_of(cluster_client, customer.pk) for customer in customers} != {
@@ -123,7 +139,9 @@ def stall_master_of(cluster_client, customer_id: int, seconds: int) -> threading
     return sleeper
 
 
-def test_a_check_that_timed_out_on_a_cluster_is_not_billed_when_the_node_runs_it_late(cluster_client, settings):
+def test_a_check_that_timed_out_on_a_cluster_is_not_billed_when_its_node_runs_it_late(
+    cluster_client, settings
+):
     settings.REDIS_DOWN_BACKOFF_SECONDS = 0
     customer_id = customer_ids_on_each_master(cluster_client)[0]
     limiter, limits, field = RedisLimiter(cluster_client), make_limits(customer_id), usage_field(0, 1, "echo")
