@@ -68,6 +68,17 @@ class LocalCluster:
     def client(self) -> RedisCluster:
         return RedisCluster.from_url(self.url)
 
+    def kill(self, index: int) -> None:
+        """SIGKILL one node, as a crash."""
+        self.processes[index].kill()
+        self.processes[index].wait()
+
+    def wait_for_state(self, state: str, *, on: int) -> None:
+        """Until node `on` reports `cluster_state:<state>` (a failure is
+        detected after the node timeout, 2 s here)."""
+        port = self.ports[on]
+        _wait_for(lambda: f"cluster_state:{state}" in _cluster_info(port), f"node {port} never said {state}")
+
     def stop(self) -> None:
         for process in self.processes:
             process.terminate()
@@ -113,9 +124,14 @@ def _answers(port: int) -> bool:
     return result.stdout.strip() == "PONG"
 
 
+def _cluster_info(port: int) -> str:
+    return subprocess.run(
+        ["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True, text=True
+    ).stdout
+
+
 def _cluster_ok(port: int) -> bool:
-    result = subprocess.run(["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True, text=True)
-    return "cluster_state:ok" in result.stdout
+    return "cluster_state:ok" in _cluster_info(port)
 
 
 def start_cluster() -> LocalCluster:
@@ -172,6 +188,17 @@ def on_redis_cluster(redis_cluster, settings):
     use_cluster(settings, redis_cluster)
     get_redis_connection("default").flushall()
     yield redis_cluster
+    breakers_reset()
+
+
+@pytest.fixture
+def private_redis_cluster(settings):
+    """A cluster of the test's own, whose nodes it may stop, with the default
+    cache on it."""
+    cluster = start_cluster()
+    use_cluster(settings, cluster)
+    yield cluster
+    cluster.stop()
     breakers_reset()
 
 

@@ -28,11 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.cache import caches
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.breaker import redis_breaker
-from core.redis_cluster import connection_settings
+from core.redis_cluster import REDIS_UNAVAILABLE, connection_settings
 
 from .contract import (
     PENDING_TTL_MS,
@@ -222,7 +220,7 @@ class RedisLimiter:
             keys, args = [check.quota_key, check.pending_key], [check.witness, check.field, check.cost]
             try:
                 found += self._script(client, CANCEL_CHECK, keys, args, deadline=False)
-            except (RedisConnectionError, RedisTimeoutError):
+            except REDIS_UNAVAILABLE:
                 self._unanswered.appendleft(check)
                 raise
             sent += 1
@@ -239,7 +237,7 @@ class RedisLimiter:
             if self._unanswered:
                 self._cancel_unanswered(client)
             result = call(client, *args)
-        except (RedisConnectionError, RedisTimeoutError) as error:
+        except REDIS_UNAVAILABLE as error:
             breaker.failed(error)
             raise LimiterUnavailable(str(error), maybe_ran=True) from error
         breaker.succeeded()

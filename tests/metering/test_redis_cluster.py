@@ -166,3 +166,23 @@ def test_after_a_failed_call_on_a_cluster_the_next_ones_fail_fast(cluster_client
     with pytest.raises(LimiterUnavailable, match="failing fast"):
         limiter.check(limits, now_ms=now_ms())
     assert redis_breaker(cluster_client).is_open
+
+
+def node_index(cluster, client, customer_id: int) -> int:
+    return cluster.ports.index(client.get_node_from_key(pending_key(customer_id)).port)
+
+
+def test_a_check_on_a_cluster_that_lost_a_master_is_limiter_unavailable(private_redis_cluster, settings):
+    """For the lost master's customers, and, once the cluster notices
+    (cluster_state:fail), for every customer: the other masters refuse every
+    command with CLUSTERDOWN. The API answers 503, never 500."""
+    settings.REDIS_DOWN_BACKOFF_SECONDS = 0
+    client = get_redis_connection("default")
+    lost_customer, other_customer, _ = customer_ids_on_each_master(client)
+    lost, survivor = (node_index(private_redis_cluster, client, c) for c in (lost_customer, other_customer))
+    limiter = RedisLimiter(client)
+    private_redis_cluster.kill(lost)
+    private_redis_cluster.wait_for_state("fail", on=survivor)
+    for customer_id in (lost_customer, other_customer):
+        with pytest.raises(LimiterUnavailable):
+            limiter.check(make_limits(customer_id), now_ms=now_ms(), bill_field=usage_field(0, 1, "echo"))

@@ -1,8 +1,4 @@
-import pytest
 from django.test import override_settings
-
-from core.breaker import breakers_reset
-from tests.redis_cluster import start_cluster, use_cluster
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 UNREACHABLE_CACHES = {
@@ -76,20 +72,11 @@ def test_on_a_redis_cluster_it_reports_the_clusters_state(client, db, on_redis_c
     assert response.json()["checks"] == {"database": "ok", "redis": "ok", "redis_cluster": CLUSTER}
 
 
-@pytest.fixture
-def own_cluster(settings):
-    """A cluster of this test's own, whose nodes it may stop."""
-    cluster = start_cluster()
-    use_cluster(settings, cluster)
-    yield cluster
-    cluster.stop()
-    breakers_reset()
-
-
-def test_on_a_redis_cluster_a_primary_down_is_a_503_with_the_clusters_state(client, db, own_cluster):
+def test_on_a_redis_cluster_a_primary_down_is_a_503_with_the_clusters_state(
+    client, db, private_redis_cluster
+):
     assert client.get("/healthz").status_code == 200  # the client knows every node
-    own_cluster.processes[1].kill()
-    own_cluster.processes[1].wait()
+    private_redis_cluster.kill(1)
     response = client.get("/healthz")
     assert response.status_code == 503
     checks = response.json()["checks"]
