@@ -11,6 +11,8 @@ from django.core import checks
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError, ResponseError
 
+from core.redis_cluster import REDIS_UNAVAILABLE, is_cluster
+
 HINT = "Turn on AOF with fsync every second: appendonly yes, appendfsync everysec (see README)."
 
 NO_PERSISTENCE = checks.Warning(
@@ -30,10 +32,15 @@ UNREACHABLE = checks.Warning(
 
 def persistence_warnings(client) -> list[checks.CheckMessage]:
     """W001 if the Redis at `client` has neither AOF nor RDB; W002 if it refuses
-    CONFIG (managed Redis) and INFO shows no AOF; W003 if it does not answer."""
+    CONFIG (managed Redis) and INFO shows no AOF; W003 if it does not answer.
+    On Redis Cluster, each primary's: CONFIG goes to one node otherwise."""
     try:
+        if is_cluster(client):
+            found = [_persistence_warnings(node.redis_connection) for node in client.get_primaries()]
+            by_id = {warning.id: warning for warnings in found for warning in warnings}
+            return [by_id[warning_id] for warning_id in sorted(by_id)]
         return _persistence_warnings(client)
-    except RedisError:  # refused connection, timeout: a check must not crash manage.py
+    except REDIS_UNAVAILABLE + (RedisError,):  # a check must not crash manage.py
         return [UNREACHABLE]
 
 

@@ -71,3 +71,26 @@ def test_the_check_is_silent_with_debug_on(settings):
 def test_with_debug_off_the_check_reads_the_projects_redis(settings):
     settings.DEBUG = False
     assert redis_persistence(None) == persistence_warnings(get_redis_connection("default"))
+
+
+def test_on_a_cluster_a_primary_without_persistence_gets_a_warning(on_redis_cluster):
+    """The client's default node persisting is not enough: every primary holds usage."""
+    cluster = get_redis_connection("default")
+    default = cluster.get_default_node().redis_connection
+    default.config_set("appendonly", "yes")
+    try:
+        assert ids(persistence_warnings(cluster)) == ["metering.W001"]
+    finally:
+        default.config_set("appendonly", "no")
+
+
+def test_on_a_cluster_whose_primaries_all_persist_there_is_no_warning(on_redis_cluster):
+    cluster = get_redis_connection("default")
+    primaries = [node.redis_connection for node in cluster.get_primaries()]
+    for primary in primaries:
+        primary.config_set("appendonly", "yes")
+    try:
+        assert persistence_warnings(cluster) == []
+    finally:
+        for primary in primaries:
+            primary.config_set("appendonly", "no")
