@@ -5,7 +5,7 @@ import pytest
 import redis
 from django_redis import get_redis_connection
 
-from metering.checks import persistence_warnings, redis_persistence
+from metering.checks import layout_errors, persistence_warnings, redis_layout, redis_persistence
 from tests.metering.test_limiter_redis_faults import RedisServer
 
 
@@ -94,3 +94,32 @@ def test_on_a_cluster_whose_primaries_all_persist_there_is_no_warning(on_redis_c
     finally:
         for primary in primaries:
             primary.config_set("appendonly", "no")
+
+
+def test_a_cluster_nodes_url_without_redis_cluster_is_an_error(redis_cluster):
+    assert ids(layout_errors(redis_cluster.url, cluster=False)) == ["metering.E001"]
+
+
+def test_a_cluster_nodes_url_with_a_database_number_is_still_recognised(redis_cluster):
+    url = redis_cluster.url.rsplit("/", 1)[0] + "/8"
+    assert ids(layout_errors(url, cluster=False)) == ["metering.E001"]
+
+
+def test_redis_cluster_on_a_redis_without_cluster_mode_is_an_error(settings):
+    assert ids(layout_errors(settings.REDIS_URL, cluster=True)) == ["metering.E002"]
+
+
+@pytest.mark.parametrize("layout", ["single", "cluster"])
+def test_a_layout_that_matches_its_setting_is_no_error(redis_cluster, settings, layout):
+    url = redis_cluster.url if layout == "cluster" else settings.REDIS_URL
+    assert layout_errors(url, cluster=layout == "cluster") == []
+
+
+def test_an_unreachable_redis_is_no_layout_error(server):
+    server.kill()
+    assert layout_errors(f"redis://127.0.0.1:{server.port}/0", cluster=True) == []
+
+
+def test_the_layout_check_runs_with_debug_on(settings, redis_cluster):
+    settings.DEBUG, settings.REDIS_URL, settings.REDIS_CLUSTER = True, redis_cluster.url, False
+    assert ids(redis_layout(None)) == ["metering.E001"]
