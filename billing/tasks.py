@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
+from core.periodic import once_per_interval
+
 from .emails import past_due_warning_send
 from .models import StripeEvent
 from .overage import overage_reports_queue
@@ -62,6 +64,7 @@ def run_stripe_sync(self, sync_pk: int) -> str:
 
 
 @shared_task(acks_late=True)
+@once_per_interval("report-overage")
 def report_overage_task() -> int:
     """Beat, hourly: record each customer's new overage and queue its meter event."""
     return overage_reports_queue(now=timezone.now())
@@ -76,12 +79,14 @@ def reconcile_customer(self, customer_pk: int) -> str:
 
 
 @shared_task(acks_late=True)
+@once_per_interval("reconcile-subscriptions")
 def reconcile_subscriptions_task() -> int:
     """Beat: compare every customer Stripe knows with Stripe, one task each."""
     return reconcile_all_queue()
 
 
 @shared_task(acks_late=True)
+@once_per_interval("reconcile-usage")
 def reconcile_usage_task() -> int:
     """Beat, daily: compare Redis, the ledger and Stripe for the previous and
     current periods; the run is recorded for admin. How many rows drift."""

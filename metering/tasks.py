@@ -5,6 +5,8 @@ from smtplib import SMTPException
 
 from celery import shared_task
 
+from core.periodic import once_per_interval
+
 from . import alerts
 from .flush import flush_usage
 from .limiter import LimiterUnavailable
@@ -12,9 +14,13 @@ from .usage import settle_from_arguments
 
 
 @shared_task(acks_late=True)
+@once_per_interval("flush-usage")
 def flush_usage_task() -> dict:
-    """Beat: move pending usage from Redis to PostgreSQL. Safe to run twice at once."""
+    """Beat: move pending usage from Redis to PostgreSQL. Safe to run twice at
+    once; once per interval however many beats send it, one flush at a time."""
     result = flush_usage()
+    if result.skipped:
+        return {"customers": 0, "units": 0, "skipped": "another flush is running"}
     return {"customers": result.customers, "units": result.units}
 
 

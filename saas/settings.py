@@ -329,6 +329,16 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# The usage flush moves this many customers per PostgreSQL transaction (each
+# holds one advisory lock per customer: keep it well under
+# max_locks_per_transaction x max_connections, 6,400 by default).
+USAGE_FLUSH_BATCH_SIZE = env.int("USAGE_FLUSH_BATCH_SIZE", default=500)
+# The running flush holds a lock in Redis, renewed after each batch; a flush
+# killed midway frees it after this long.
+USAGE_FLUSH_LOCK_SECONDS = env.int("USAGE_FLUSH_LOCK_SECONDS", default=300)
+# Expired batch ids (metering.flush) are deleted this many rows a statement.
+USAGE_FLUSH_RETENTION_DELETE_ROWS = 10_000
+
 # Cost baselines: unit prices (USD) and the share of requests measured.
 COST_PER_CPU_MS = env.float("COST_PER_CPU_MS", default=0.000002)
 COST_PER_KB_OUT = env.float("COST_PER_KB_OUT", default=0.000001)

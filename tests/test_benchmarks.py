@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
 
 UNENFORCED_ROUND_TRIP_SERVER = """
@@ -31,3 +32,21 @@ def test_the_key_rejection_benchmarks_malformed_keys_fail_only_their_checksum():
     malformed = wrong_checksum(key)
     assert len(malformed) == len(key) and malformed[:-1] == key[:-1]
     assert not is_well_formed(malformed, PREFIX)
+
+
+@pytest.mark.django_db(transaction=True)  # the benchmark commits (and deletes) its rows: emptied after
+def test_the_flush_benchmark_moves_every_unit_of_a_small_run():
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "BENCH_DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "BENCH_REDIS_URL": settings.REDIS_URL,
+        "BENCH_CUSTOMERS": "30",
+    }
+    command = [sys.executable, "benchmarks/flush.py"]
+    result = subprocess.run(
+        command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "flush: 30 customers (150 units) moved" in result.stdout
+    assert "ledger exact" in result.stdout

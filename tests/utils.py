@@ -56,6 +56,16 @@ def view_permissions() -> list[Permission]:
     ]
 
 
+class FakeClock:
+    """A monotonic clock the test moves by hand (`clock.now += 1.0`)."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 

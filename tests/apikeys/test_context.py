@@ -14,6 +14,7 @@ from apikeys.peppers import current_hash
 from apikeys.services import api_key_revoke
 from plans.models import Tier
 from plans.signals import limits_changed
+from tests.utils import FakeClock
 
 # The shared layer on a single Redis and on a Redis Cluster (tests/redis_cluster.py).
 pytestmark = pytest.mark.usefixtures("redis_layout")
@@ -28,14 +29,6 @@ UNREACHABLE_REDIS = {
 }
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class SpyCache:
     """The shared cache, remembering every key read from it."""
 
@@ -46,6 +39,10 @@ class SpyCache:
     def get(self, key, *args, **kwargs):
         self.reads.append(key)
         return self.real.get(key, *args, **kwargs)
+
+    def get_many(self, keys, *args, **kwargs):
+        self.reads.extend(keys)
+        return self.real.get_many(keys, *args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self.real, name)

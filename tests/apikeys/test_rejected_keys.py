@@ -17,46 +17,13 @@ from apikeys.keys import generate_key
 from apikeys.models import APIKey
 from apikeys.peppers import current_hash
 from apikeys.services import api_key_create
+from tests.apikeys.test_context import TTL, UNREACHABLE_REDIS, SpyCache
+from tests.utils import FakeClock
 
 # The shared layer on a single Redis and on a Redis Cluster (tests/redis_cluster.py).
 pytestmark = pytest.mark.usefixtures("redis_layout")
 
 ECHO = "/api/v1/echo"
-TTL = 1.0
-UNREACHABLE_REDIS = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": "redis://127.0.0.1:1/0",
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
-    }
-}
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class SpyCache:
-    """The shared cache, remembering every key read from it."""
-
-    def __init__(self, real):
-        self.real = real
-        self.reads = []
-
-    def get(self, key, *args, **kwargs):
-        self.reads.append(key)
-        return self.real.get(key, *args, **kwargs)
-
-    def get_many(self, keys, *args, **kwargs):
-        self.reads.extend(keys)
-        return self.real.get_many(keys, *args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from billing.tasks import report_overage_task, run_stripe_sync
 from metering.flush import flush_usage
 from metering.models import UsageRecord
 from plans.models import Customer, SubscriptionStatus, Tier
-from tests.metering.test_enforcement_processes import free_port
+from tests.faults.server import free_port
 from tests.utils import month_ends, utc
 
 from .conftest import make_event

@@ -4,23 +4,16 @@ probe at a time; a success closes it. Logged once per outage."""
 import logging
 
 from core.breaker import Breaker
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
+from tests.utils import FakeClock
 
 
 def test_a_closed_breaker_allows_every_call():
-    breaker = Breaker("Redis", backoff=1.0, clock=Clock())
+    breaker = Breaker("Redis", backoff=1.0, clock=FakeClock())
     assert all(breaker.allow() for _ in range(3))
 
 
 def test_after_a_failure_calls_fail_fast_until_the_backoff_ends():
-    clock = Clock()
+    clock = FakeClock()
     breaker = Breaker("Redis", backoff=1.0, clock=clock)
     breaker.failed(TimeoutError("no answer"))
     clock.now += 0.9
@@ -28,7 +21,7 @@ def test_after_a_failure_calls_fail_fast_until_the_backoff_ends():
 
 
 def test_after_the_backoff_one_call_probes_and_the_others_still_fail_fast():
-    clock = Clock()
+    clock = FakeClock()
     breaker = Breaker("Redis", backoff=1.0, clock=clock)
     breaker.failed(TimeoutError("no answer"))
     clock.now += 1.0
@@ -36,7 +29,7 @@ def test_after_the_backoff_one_call_probes_and_the_others_still_fail_fast():
 
 
 def test_a_probe_that_succeeds_closes_it():
-    clock = Clock()
+    clock = FakeClock()
     breaker = Breaker("Redis", backoff=1.0, clock=clock)
     breaker.failed(TimeoutError("no answer"))
     clock.now += 1.0
@@ -46,7 +39,7 @@ def test_a_probe_that_succeeds_closes_it():
 
 
 def test_a_probe_that_fails_opens_it_for_another_backoff():
-    clock = Clock()
+    clock = FakeClock()
     breaker = Breaker("Redis", backoff=1.0, clock=clock)
     breaker.failed(TimeoutError("no answer"))
     clock.now += 1.0
@@ -57,7 +50,7 @@ def test_a_probe_that_fails_opens_it_for_another_backoff():
 
 
 def test_an_outage_is_logged_twice_whatever_the_number_of_calls(caplog):
-    clock = Clock()
+    clock = FakeClock()
     breaker = Breaker("Redis 127.0.0.1:1", backoff=1.0, clock=clock)
     with caplog.at_level(logging.DEBUG, logger="core.breaker"):
         for _ in range(3):
@@ -74,7 +67,7 @@ def test_an_outage_is_logged_twice_whatever_the_number_of_calls(caplog):
 
 
 def test_a_probe_longer_than_the_backoff_keeps_the_others_failing_fast_while_it_runs():
-    clock = Clock()
+    clock = FakeClock()
     breaker = Breaker("PostgreSQL", backoff=1.0, clock=clock)
     breaker.failed(TimeoutError("no answer"))
     clock.now += 1.0

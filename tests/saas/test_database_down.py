@@ -11,9 +11,9 @@ from rest_framework.test import APIClient
 from apikeys import authentication
 from apikeys.context import LAST_USED_FLUSH_SECONDS, KeyContextCache
 from apikeys.services import api_key_create
-from tests.apikeys.test_context import FakeClock
 from tests.celery_worker import wait_for
 from tests.faults.postgres import default_connection_through, postgres_proxy
+from tests.utils import FakeClock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
