@@ -65,4 +65,5 @@ def connection_settings(client) -> dict:
 
 
 def is_cluster(client) -> bool:
-    return isinstance(client, RedisCluster)
+    """A RedisCluster, or a wrapper of one: it has a nodes manager."""
+    return getattr(client, "nodes_manager", None) is not None

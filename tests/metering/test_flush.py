@@ -125,6 +125,8 @@ class RacingClient:
             self._races.pop()()
         if name == "pipeline":
             return lambda *args, **kwargs: RacingClient(attribute(*args, **kwargs), self._races)
+        if name == "get_node":  # a cluster: the flush pipelines through each node's own client
+            return lambda *args, **kwargs: RacingNode(attribute(*args, **kwargs), self._races)
         return attribute
 
     def __enter__(self):
@@ -132,6 +134,13 @@ class RacingClient:
 
     def __exit__(self, *exc_info):
         return self._client.__exit__(*exc_info)
+
+
+class RacingNode:
+    """A cluster node whose client races as RacingClient does."""
+
+    def __init__(self, node, races):
+        self.redis_connection = RacingClient(node.redis_connection, races)
 
 
 def test_a_flush_moves_pending_units_to_usage_records(redis, customer, api_key):
