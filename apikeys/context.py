@@ -57,12 +57,31 @@ LOCAL_MAX_ENTRIES = 10_000
 LAST_USED_FLUSH_SECONDS = 60
 # The last context loaded for each key, kept beyond any version: what the API
 # serves on while PostgreSQL is unreachable.
-LAST_KNOWN_PREFIX = "apikeys:v1:ctx-last:"
+LAST_KNOWN_PREFIX = "apikeys:v2:ctx-last:"
 LAST_KNOWN_TTL_SECONDS = 7 * 24 * 3600
 # Rejected keys in the shared cache: UNKNOWN for a hash no key has, else the
 # revoked key's context (its 401 says "revoked").
-REJECTED_PREFIX = "apikeys:v1:rejected:"
+REJECTED_PREFIX = "apikeys:v2:rejected:"
 UNKNOWN = "unknown"
+
+
+def _key_tag(hashed_key: str) -> str:
+    """The hash tag of a key's entries: one cluster slot for all of them, so
+    that one MGET reads its context and its rejection on Redis Cluster too
+    (v2: v1 had no tag)."""
+    return f"{{k{hashed_key}}}"
+
+
+def context_key(version, hashed_key: str) -> str:
+    return f"apikeys:v2:ctx:{version}:{_key_tag(hashed_key)}"
+
+
+def last_known_key(hashed_key: str) -> str:
+    return LAST_KNOWN_PREFIX + _key_tag(hashed_key)
+
+
+def rejected_key(hashed_key: str) -> str:
+    return REJECTED_PREFIX + _key_tag(hashed_key)
 
 
 class ContextUnavailable(DatabaseUnavailable):
@@ -212,25 +231,23 @@ class KeyContextCache:
             self._checked_at = now
 
     def _shared_get(self, hashed_key: str, older: tuple[str, ...], before_query=None) -> KeyContext | None:
-        shared_key = f"apikeys:v1:ctx:{self._version}:{hashed_key}"
-        rejected_key = REJECTED_PREFIX + hashed_key
-        found = _shared_cache("get_many", [shared_key, rejected_key])
+        shared_key, rejected = context_key(self._version, hashed_key), rejected_key(hashed_key)
+        found = _shared_cache("get_many", [shared_key, rejected])
         if found is UNREACHABLE:
             found = {}
         elif shared_key in found:
             return found[shared_key]
-        elif rejected_key in found:
-            rejected = found[rejected_key]
-            return None if rejected == UNKNOWN else rejected
+        elif rejected in found:
+            return None if found[rejected] == UNKNOWN else found[rejected]
         if before_query is not None:
             before_query()
         context = self._load(hashed_key, older)
         if _is_rejected(context):
             # Unwritten while Redis is down: the next sight asks the database again.
-            rejected = UNKNOWN if context is None else context
-            _shared_cache("set", rejected_key, rejected, settings.REJECTED_KEY_CACHE_SECONDS)
+            value = UNKNOWN if context is None else context
+            _shared_cache("set", rejected, value, settings.REJECTED_KEY_CACHE_SECONDS)
         elif _shared_cache("set", shared_key, context, SHARED_TTL_SECONDS) is not UNREACHABLE:
-            _shared_cache("set", LAST_KNOWN_PREFIX + hashed_key, context, LAST_KNOWN_TTL_SECONDS)
+            _shared_cache("set", last_known_key(hashed_key), context, LAST_KNOWN_TTL_SECONDS)
         return context
 
     def _load(self, hashed_key: str, older: tuple[str, ...]) -> KeyContext | None:
@@ -244,7 +261,7 @@ class KeyContextCache:
             entry = self._entries.get(hashed_key)
             if entry is not None:
                 return entry[0]
-            last_known = _shared_cache("get", LAST_KNOWN_PREFIX + hashed_key)
+            last_known = _shared_cache("get", last_known_key(hashed_key))
             if last_known is None or last_known is UNREACHABLE:
                 raise ContextUnavailable() from None
             return last_known
@@ -312,7 +329,7 @@ def forget_rejected_key(hashed_key: str) -> None:
 
     def forget():
         key_contexts.forget_rejected(hashed_key)
-        _shared_cache("delete", REJECTED_PREFIX + hashed_key)
+        _shared_cache("delete", rejected_key(hashed_key))
 
     transaction.on_commit(forget)
 

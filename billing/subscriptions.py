@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.utils import timezone
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apikeys.context import invalidate_key_contexts
+from core.redis_cluster import REDIS_UNAVAILABLE
 from metering.flush import flush_customer
 from plans.models import ENDED, PAID_ACCESS, Customer, QuotaPeriod, SubscriptionStatus, Tier
 from plans.periods import period_bounds
@@ -60,7 +59,7 @@ def pending_usage_flush(customer_id: int) -> None:
     the beat's flush, as before."""
     try:
         flush_customer(customer_id)
-    except (RedisConnectionError, RedisTimeoutError):
+    except REDIS_UNAVAILABLE:
         logger.warning("customer %s: pending usage not flushed before the change", customer_id, exc_info=True)
 
 

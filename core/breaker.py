@@ -9,8 +9,10 @@ ends (with how many calls failed fast meanwhile), not one per request.
 
 One breaker per Redis connection pool (`redis_breaker`): the key context
 cache and the limiter share the default cache's pool, so whichever notices
-first spares the other its timeout. PostgreSQL has one per server
-(saas/postgresql).
+first spares the other its timeout. On Redis Cluster there is one for the
+cluster client: a stalled node fails every customer fast for the backoff, not
+only its own, the price of not timing out per node. PostgreSQL has one per
+server (saas/postgresql).
 """
 
 import logging
@@ -20,6 +22,8 @@ import weakref
 
 from django.conf import settings
 from django.core.cache import caches
+
+from .redis_cluster import connection_settings, is_cluster
 
 logger = logging.getLogger(__name__)
 
@@ -96,12 +100,20 @@ def redis_breaker(client) -> Breaker:
         with _breakers_lock:
             breaker = _breakers.get(pool)
             if breaker is None:
-                kwargs = getattr(pool, "connection_kwargs", {})
-                where = f"{kwargs.get('host', 'redis')}:{kwargs.get('port', '')}".rstrip(":")
                 breaker = _breakers[pool] = Breaker(
-                    f"Redis {where}", backoff=settings.REDIS_DOWN_BACKOFF_SECONDS
+                    _redis_name(client), backoff=settings.REDIS_DOWN_BACKOFF_SECONDS
                 )
     return breaker
+
+
+def _redis_name(client) -> str:
+    """What the breaker's log lines call this Redis: its address, or on a
+    cluster (one breaker for all its nodes) the node it was configured with."""
+    if is_cluster(client):
+        first = client.nodes_manager.startup_nodes
+        return f"Redis Cluster {next(iter(first), 'redis')}"
+    kwargs = connection_settings(client)
+    return "Redis " + f"{kwargs.get('host', 'redis')}:{kwargs.get('port', '')}".rstrip(":")
 
 
 class _CacheBreaker(threading.local):

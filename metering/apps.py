@@ -11,10 +11,11 @@ class MeteringConfig(AppConfig):
         from apikeys.models import APIKey
         from plans.models import Customer
 
-        from .checks import redis_persistence
+        from .checks import redis_layout, redis_persistence
         from .protection import refuse_deleting_pending_usage
 
         checks.register(redis_persistence, "redis")
+        checks.register(redis_layout, "redis")
         for model in (APIKey, Customer):
             pre_delete.connect(
                 refuse_deleting_pending_usage, sender=model, dispatch_uid=f"metering.{model.__name__}"

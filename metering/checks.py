@@ -1,4 +1,5 @@
-"""System checks: the Redis holding usage not yet flushed must persist it.
+"""System checks: the Redis holding usage not yet flushed must persist it,
+and REDIS_CLUSTER must say whether REDIS_URL names a Redis Cluster node.
 
 Billed units wait in Redis for up to USAGE_FLUSH_SECONDS before the flush
 moves them to PostgreSQL; a restart of a Redis that persists nothing loses
@@ -6,10 +7,15 @@ them, and the quota counters it re-seeds start low. Checked with DEBUG off
 only: a laptop's Redis need not persist.
 """
 
+from urllib.parse import urlparse
+
+import redis
 from django.conf import settings
 from django.core import checks
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError, ResponseError
+
+from core.redis_cluster import REDIS_UNAVAILABLE, is_cluster
 
 HINT = "Turn on AOF with fsync every second: appendonly yes, appendfsync everysec (see README)."
 
@@ -30,10 +36,15 @@ UNREACHABLE = checks.Warning(
 
 def persistence_warnings(client) -> list[checks.CheckMessage]:
     """W001 if the Redis at `client` has neither AOF nor RDB; W002 if it refuses
-    CONFIG (managed Redis) and INFO shows no AOF; W003 if it does not answer."""
+    CONFIG (managed Redis) and INFO shows no AOF; W003 if it does not answer.
+    On Redis Cluster, each primary's: CONFIG goes to one node otherwise."""
     try:
+        if is_cluster(client):
+            found = [_persistence_warnings(node.redis_connection) for node in client.get_primaries()]
+            by_id = {warning.id: warning for warnings in found for warning in warnings}
+            return [by_id[warning_id] for warning_id in sorted(by_id)]
         return _persistence_warnings(client)
-    except RedisError:  # refused connection, timeout: a check must not crash manage.py
+    except REDIS_UNAVAILABLE + (RedisError,):  # a check must not crash manage.py
         return [UNREACHABLE]
 
 
@@ -50,3 +61,45 @@ def redis_persistence(app_configs, **kwargs) -> list[checks.CheckMessage]:
     if settings.DEBUG or not settings.REDIS_URL:
         return []
     return persistence_warnings(get_redis_connection("default"))
+
+
+NOT_CONFIGURED_AS_CLUSTER = checks.Error(
+    "REDIS_URL names a node of a Redis Cluster, but REDIS_CLUSTER is not true: "
+    "every command for a key on another node fails (MOVED).",
+    hint="Set REDIS_CLUSTER=true.",
+    id="metering.E001",
+)
+NOT_A_CLUSTER = checks.Error(
+    "REDIS_CLUSTER is true, but REDIS_URL names a Redis without cluster mode.",
+    hint="Unset REDIS_CLUSTER, or point REDIS_URL at a node of the cluster.",
+    id="metering.E002",
+)
+
+
+def layout_errors(url: str, *, cluster: bool) -> list[checks.CheckMessage]:
+    """E001 or E002 when the Redis at `url` is a cluster node and `cluster` is
+    false, or the reverse; nothing when it does not answer (W003 says so)."""
+    # A plain client on database 0: a cluster node refuses SELECT of any other.
+    probe = redis.Redis.from_url(
+        urlparse(url)._replace(path="/0").geturl(),
+        socket_timeout=settings.REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
+    )
+    try:
+        enabled = bool(probe.info("cluster").get("cluster_enabled"))
+    except RedisError:
+        return []
+    finally:
+        probe.close()
+    if enabled and not cluster:
+        return [NOT_CONFIGURED_AS_CLUSTER]
+    if cluster and not enabled:
+        return [NOT_A_CLUSTER]
+    return []
+
+
+def redis_layout(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """The registered check (metering.apps), with DEBUG on or off."""
+    if not settings.REDIS_URL:
+        return []
+    return layout_errors(settings.REDIS_URL, cluster=settings.REDIS_CLUSTER)

@@ -31,6 +31,7 @@ two from adding a snapshot twice.
 import contextlib
 import logging
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -40,6 +41,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_redis import get_redis_connection
 from redis.exceptions import LockError
+
+from core.redis_cluster import is_cluster
 
 from .cost import cost_aggregator
 from .keys import COST_KEY, COST_SNAPSHOT_KEY, WITNESS_PREFIX, customer_of, pending_key, snapshot_key
@@ -86,12 +89,9 @@ class Snapshot:
 
 def take_snapshots(client, owners: list) -> dict:
     """Step 1 for many owners in one round trip: {owner: Snapshot} of those with something to move."""
-    script = client.register_script(SNAPSHOT)
     proposed = {owner: uuid.uuid4().hex for owner in owners}
-    with client.pipeline(transaction=False) as pipe:
-        for owner in owners:
-            script(keys=list(_keys(owner)), args=[proposed[owner]], client=pipe)
-        batches = pipe.execute()
+    calls = [(list(_keys(owner)), [proposed[owner]]) for owner in owners]
+    batches = _run_pipelined(client, client.register_script(SNAPSHOT), calls)
     return {
         owner: Snapshot(batch, left_over=batch != proposed[owner])
         for owner, batch in zip(owners, map(_text, batches), strict=True)
@@ -159,11 +159,36 @@ def apply_snapshots(snapshots: dict) -> set:
 def discard_snapshots(client, batches: dict) -> None:
     """Step 3 for many owners in one round trip: {owner: the batch just applied}.
     Each snapshot is deleted only if it still carries that batch (discard.lua)."""
-    script = client.register_script(DISCARD)
+    calls = [([_keys(owner)[1]], [batch]) for owner, batch in batches.items()]
+    _run_pipelined(client, client.register_script(DISCARD), calls)
+
+
+def _run_pipelined(client, script, calls: list) -> list:
+    """`script` for each (keys, args) of `calls`, pipelined; the replies in order.
+
+    redis-py refuses scripts in a Redis Cluster pipeline, so on a cluster each
+    node's calls go through that node's own client, one pipeline per node: a
+    call's keys share one customer's slot, hence one node. A slot moved
+    meanwhile fails the batch (MOVED), which the next flush finishes.
+    """
+    if not is_cluster(client):
+        return _pipeline(client, script, calls)
+    by_node = defaultdict(list)
+    for index, (keys, _) in enumerate(calls):
+        by_node[client.get_node_from_key(keys[0]).name].append(index)
+    replies = [None] * len(calls)
+    for name, indexes in by_node.items():
+        node = client.get_node(node_name=name).redis_connection
+        for index, reply in zip(indexes, _pipeline(node, script, [calls[i] for i in indexes]), strict=True):
+            replies[index] = reply
+    return replies
+
+
+def _pipeline(client, script, calls: list) -> list:
     with client.pipeline(transaction=False) as pipe:
-        for owner, batch in batches.items():
-            script(keys=[_keys(owner)[1]], args=[batch], client=pipe)
-        pipe.execute()
+        for keys, args in calls:
+            script(keys=keys, args=args, client=pipe)
+        return pipe.execute()
 
 
 # One owner's steps, as the crash tests and the admin's inspection use them.

@@ -9,6 +9,7 @@ REDIS_URL, CELERY_BROKER_URL and STRIPE_*.
 """
 
 from pathlib import Path
+from urllib.parse import urlparse
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -221,6 +222,12 @@ REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=0.2)
 # After a failed call, each process fails Redis calls at once for this long,
 # then lets one request probe: serving resumes this soon after Redis answers.
 REDIS_DOWN_BACKOFF_SECONDS = env.float("REDIS_DOWN_BACKOFF_SECONDS", default=1.0)
+# REDIS_URL names one node of a Redis Cluster (the client discovers the rest).
+REDIS_CLUSTER = env.bool("REDIS_CLUSTER", default=False)
+if REDIS_CLUSTER and not REDIS_URL:
+    raise ImproperlyConfigured("REDIS_CLUSTER=true needs REDIS_URL naming one of the cluster's nodes.")
+if REDIS_CLUSTER and urlparse(REDIS_URL).path.strip("/") not in ("", "0"):
+    raise ImproperlyConfigured("A Redis Cluster has only database 0: end REDIS_URL with /0 or nothing.")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -235,6 +242,9 @@ if REDIS_URL:
             },
         }
     }
+    if REDIS_CLUSTER:
+        # django-redis has no cluster client: core.redis_cluster gives it RedisCluster.
+        CACHES["default"]["OPTIONS"]["CONNECTION_FACTORY"] = "core.redis_cluster.ClusterConnectionFactory"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

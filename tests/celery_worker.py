@@ -49,8 +49,8 @@ def wait_until_ready(process: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"the Celery worker was not ready in {STARTUP_SECONDS} s:\n{log.read_text()}")
 
 
-def delete_queue(queue: str) -> None:
-    with app.connection_for_write(BROKER_URL) as conn:
+def delete_queue(queue: str, broker: str = BROKER_URL) -> None:
+    with app.connection_for_write(broker) as conn:
         conn.default_channel.queue_delete(queue)
 
 
@@ -59,6 +59,7 @@ class Worker:
     queue: str
     log: Path
     process: subprocess.Popen
+    broker: str = BROKER_URL
 
     def ran(self, task_id: str) -> bool:
         return f"[{task_id}] succeeded" in self.log.read_text()
@@ -70,9 +71,16 @@ class Worker:
 
 
 @contextlib.contextmanager
-def running_worker(log_dir: Path, *, name: str, env: dict[str, str] | None = None, queue: str | None = None):
+def running_worker(
+    log_dir: Path,
+    *,
+    name: str,
+    env: dict[str, str] | None = None,
+    queue: str | None = None,
+    broker: str = BROKER_URL,
+):
     """A real worker (solo pool) on the test database, consuming a queue of its
-    own (or `queue`, to take over from a worker that died)."""
+    own (or `queue`, to take over from a worker that died), from `broker`."""
     queue = queue or f"{name}-test-{uuid.uuid4().hex}"
     log = log_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
     command = [
@@ -84,16 +92,16 @@ def running_worker(log_dir: Path, *, name: str, env: dict[str, str] | None = Non
         process = subprocess.Popen(
             command,
             cwd=settings.BASE_DIR,
-            env={**worker_environment(), **(env or {})},
+            env={**worker_environment(), "CELERY_BROKER_URL": broker, **(env or {})},
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
     try:
         wait_until_ready(process, log)
-        yield Worker(queue, log, process)
+        yield Worker(queue, log, process, broker)
     finally:
         stop(process)
-        delete_queue(queue)
+        delete_queue(queue, broker)
 
 
 @pytest.fixture
@@ -107,7 +115,7 @@ def via_broker():
 
 def send(task, worker: Worker, *args) -> str:
     """Queue the task for the worker; returns its id."""
-    with app.connection_for_write(BROKER_URL) as conn:
+    with app.connection_for_write(worker.broker) as conn:
         return task.apply_async(args=args, queue=worker.queue, connection=conn).id
 
 

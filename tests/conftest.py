@@ -21,6 +21,12 @@ from apikeys.models import APIKey
 from apikeys.services import api_key_create, api_key_revoke
 from plans.services import customer_get_or_create
 from tests.celery_worker import via_broker  # noqa: F401 (a fixture for the worker tests)
+from tests.redis_cluster import (  # noqa: F401 (Redis Cluster fixtures)
+    on_redis_cluster,
+    private_redis_cluster,
+    redis_cluster,
+    redis_layout,
+)
 from tests.utils import staff_user, view_permissions
 
 

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.cache import caches
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.breaker import redis_breaker
+from core.redis_cluster import REDIS_UNAVAILABLE, connection_settings
 
 from .contract import (
     PENDING_TTL_MS,
@@ -73,7 +72,9 @@ class RedisClock:
     """Redis's clock read from here, without a round trip per call.
 
     The offset between this host's clock and Redis's is measured with TIME
-    once a minute per connection pool, and again as soon as this host's wall
+    once a minute per connection pool (per client on Redis Cluster, whose
+    TIME goes to one node: its nodes' clocks are taken to agree, as NTP keeps
+    them, within a few milliseconds of the deadline's 160 ms), and again as soon as this host's wall
     clock jumps against its monotonic clock (an NTP step, a test's
     time-machine), so a host clock that is wrong by years still gives
     deadlines in Redis's time. The error is half the TIME round trip.
@@ -90,7 +91,7 @@ class RedisClock:
         """The latest Redis time a call sent now may run at; 0 (none) for a
         client without a read timeout, which never gives up on a reply."""
         pool = getattr(client, "connection_pool", client)
-        timeout = getattr(pool, "connection_kwargs", {}).get("socket_timeout")
+        timeout = connection_settings(client).get("socket_timeout")
         if not timeout:
             return 0
         wall, monotonic = time.time(), time.monotonic()
@@ -219,7 +220,7 @@ class RedisLimiter:
             keys, args = [check.quota_key, check.pending_key], [check.witness, check.field, check.cost]
             try:
                 found += self._script(client, CANCEL_CHECK, keys, args, deadline=False)
-            except (RedisConnectionError, RedisTimeoutError):
+            except REDIS_UNAVAILABLE:
                 self._unanswered.appendleft(check)
                 raise
             sent += 1
@@ -236,7 +237,7 @@ class RedisLimiter:
             if self._unanswered:
                 self._cancel_unanswered(client)
             result = call(client, *args)
-        except (RedisConnectionError, RedisTimeoutError) as error:
+        except REDIS_UNAVAILABLE as error:
             breaker.failed(error)
             raise LimiterUnavailable(str(error), maybe_ran=True) from error
         breaker.succeeded()

@@ -16,6 +16,9 @@ from plans.models import Tier
 from plans.signals import limits_changed
 from tests.utils import FakeClock
 
+# The shared layer on a single Redis and on a Redis Cluster (tests/redis_cluster.py).
+pytestmark = pytest.mark.usefixtures("redis_layout")
+
 TTL = 1.0
 UNREACHABLE_REDIS = {
     "default": {

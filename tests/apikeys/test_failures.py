@@ -185,7 +185,8 @@ def test_without_redis_failures_are_counted_in_the_process(api_client, db):
 
 
 @pytest.fixture
-def redis_client():
+def redis_client(redis_layout):
+    """The default cache's client, on a single Redis and on a Redis Cluster."""
     return get_redis_connection("default")
 
 

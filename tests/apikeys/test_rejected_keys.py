@@ -20,6 +20,9 @@ from apikeys.services import api_key_create
 from tests.apikeys.test_context import TTL, UNREACHABLE_REDIS, SpyCache
 from tests.utils import FakeClock
 
+# The shared layer on a single Redis and on a Redis Cluster (tests/redis_cluster.py).
+pytestmark = pytest.mark.usefixtures("redis_layout")
+
 ECHO = "/api/v1/echo"
 
 
@@ -42,6 +45,9 @@ def error_of(response):
     return response.status_code, response.json()["error"]
 
 
+# On the single Redis only: 30 s a run, and the keys it reads are those the
+# cluster runs of the other tests read.
+@pytest.mark.parametrize("redis_layout", ["single Redis"], indirect=True)
 def test_ten_thousand_unknown_keys_cost_no_sql_after_the_first_sight_of_each(db, clock):
     hashes = [secrets.token_hex(32) for _ in range(10_000)]
     first_process = KeyContextCache(ttl=TTL, clock=clock)
@@ -63,10 +69,10 @@ def test_a_rejection_is_kept_in_the_process_for_rejected_key_cache_seconds(db, c
     clock.now += 59
     spy.reads.clear()
     contexts.get(hashed)
-    assert context_module.REJECTED_PREFIX + hashed not in spy.reads
+    assert context_module.rejected_key(hashed) not in spy.reads
     clock.now += 1
     contexts.get(hashed)
-    assert context_module.REJECTED_PREFIX + hashed in spy.reads
+    assert context_module.rejected_key(hashed) in spy.reads
 
 
 def test_an_unknown_key_seen_by_one_process_is_a_401_without_sql_in_another(
@@ -128,7 +134,7 @@ def test_a_rejected_key_is_shared_for_rejected_key_cache_seconds(db, clock, sett
     settings.REJECTED_KEY_CACHE_SECONDS = 1
     hashed = secrets.token_hex(32)
     KeyContextCache(ttl=TTL, clock=clock).get(hashed)
-    ttl = context_module.cache.ttl(context_module.REJECTED_PREFIX + hashed)
+    ttl = context_module.cache.ttl(context_module.rejected_key(hashed))
     assert 0 < ttl <= 1
 
 

@@ -38,7 +38,8 @@ STEPS = ["take_snapshot", "read_snapshot", "apply_snapshot", "discard_snapshot"]
 
 
 @pytest.fixture
-def redis():
+def redis(redis_layout):
+    """The default cache's client, on a single Redis and on a Redis Cluster."""
     return get_redis_connection("default")
 
 
@@ -101,7 +102,8 @@ def crash_after(step: str, redis, customer) -> None:
 
 
 def metering_keys(redis) -> list[bytes]:
-    return redis.keys("metering:v1:usage:*") + redis.keys("metering:v1:flushing:*")
+    # SCAN, not KEYS: on a cluster SCAN reaches every primary, KEYS only one.
+    return [*redis.scan_iter(match="metering:v1:usage:*"), *redis.scan_iter(match="metering:v1:flushing:*")]
 
 
 class RacingClient:
@@ -123,6 +125,8 @@ class RacingClient:
             self._races.pop()()
         if name == "pipeline":
             return lambda *args, **kwargs: RacingClient(attribute(*args, **kwargs), self._races)
+        if name == "get_node":  # a cluster: the flush pipelines through each node's own client
+            return lambda *args, **kwargs: RacingNode(attribute(*args, **kwargs), self._races)
         return attribute
 
     def __enter__(self):
@@ -130,6 +134,13 @@ class RacingClient:
 
     def __exit__(self, *exc_info):
         return self._client.__exit__(*exc_info)
+
+
+class RacingNode:
+    """A cluster node whose client races as RacingClient does."""
+
+    def __init__(self, node, races):
+        self.redis_connection = RacingClient(node.redis_connection, races)
 
 
 def test_a_flush_moves_pending_units_to_usage_records(redis, customer, api_key):
@@ -392,7 +403,9 @@ def test_usage_of_an_unknown_customer_is_dropped_without_failing_the_flush(redis
     """metering.protection refuses deleting a customer with pending usage; a
     hash of a customer gone some other way (raw SQL) must not stop the flush."""
     serve(api_key, 3)
-    redis.rename(pending_key(customer.pk), pending_key(customer.pk + 1000))
+    # Moved field by field, not RENAMEd: on a cluster the two keys are in different slots.
+    redis.hset(pending_key(customer.pk + 1000), mapping=redis.hgetall(pending_key(customer.pk)))
+    redis.delete(pending_key(customer.pk))
     flush_usage()
     assert (UsageRecord.objects.count(), metering_keys(redis)) == (0, [])
 

@@ -17,7 +17,8 @@ RECORD = idempotency_record(42, "order-1")
 
 
 @pytest.fixture
-def client():
+def client(redis_layout):
+    """The default cache's client, on a single Redis and on a Redis Cluster."""
     return get_redis_connection("default")
 
 

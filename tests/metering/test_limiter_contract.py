@@ -71,12 +71,14 @@ def key_context(*, key_id, customer_id):
     )
 
 
-@pytest.fixture(params=["memory", "redis", "redis, public path"])
+@pytest.fixture(params=["memory", "redis", "redis, public path", "redis cluster"])
 def limiter(request):
     if request.param == "memory":
         return MemoryLimiter()
     if request.param == "redis, public path":
         request.getfixturevalue("public_redis_path")
+    if request.param == "redis cluster":
+        request.getfixturevalue("on_redis_cluster")
     return RedisLimiter(get_redis_connection("default"))
 
 
@@ -363,6 +365,26 @@ def test_concurrent_checks_from_many_redis_clients_admit_exactly_the_quota():
     try:
         assert run_concurrently(check, threads=32, attempts=400) == 100
         assert len(clients) == 32
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_concurrent_checks_from_many_cluster_clients_admit_exactly_the_quota(on_redis_cluster):
+    limits = make_limits(burst=100_000, quota=100)
+    local = threading.local()
+    clients = []
+
+    def check():
+        if not hasattr(local, "limiter"):
+            client = on_redis_cluster.client()
+            clients.append(client)
+            local.limiter = RedisLimiter(client)
+        return local.limiter.check(limits, now_ms=NOW_MS).admitted
+
+    try:
+        assert run_concurrently(check, threads=16, attempts=400) == 100
+        assert len(clients) == 16
     finally:
         for client in clients:
             client.close()

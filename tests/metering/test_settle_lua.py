@@ -31,7 +31,8 @@ OTHER_FIELD = "u|1800000000|7|api:primes"
 
 
 @pytest.fixture
-def client():
+def client(redis_layout):
+    """The default cache's client, on a single Redis and on a Redis Cluster."""
     return get_redis_connection("default")
 
 

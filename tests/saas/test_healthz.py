@@ -61,3 +61,24 @@ def test_it_answers_head(client, db):
     response = client.head("/healthz")
     assert response.status_code == 200
     assert response.content == b""
+
+
+CLUSTER = {"state": "ok", "slots_ok": 16384, "primaries": 3, "primaries_answering": 3}
+
+
+def test_on_a_redis_cluster_it_reports_the_clusters_state(client, db, on_redis_cluster):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "redis": "ok", "redis_cluster": CLUSTER}
+
+
+def test_on_a_redis_cluster_a_primary_down_is_a_503_with_the_clusters_state(
+    client, db, private_redis_cluster
+):
+    assert client.get("/healthz").status_code == 200  # the client knows every node
+    private_redis_cluster.kill(1)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["redis"] == "degraded"
+    assert checks["redis_cluster"]["primaries_answering"] == 2

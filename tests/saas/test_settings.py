@@ -193,6 +193,29 @@ def test_it_uses_redis_with_a_redis_url():
     assert _setting("CACHES['default']['BACKEND']", **env) == "'django_redis.cache.RedisCache'"
 
 
+def test_redis_cluster_puts_the_cache_on_the_cluster_connection_factory():
+    env = _production(REDIS_URL="redis://10.0.0.7:7000", REDIS_CLUSTER="true")
+    expected = "'core.redis_cluster.ClusterConnectionFactory'"
+    assert _setting("CACHES['default']['OPTIONS']['CONNECTION_FACTORY']", **env) == expected
+
+
+def test_a_single_redis_keeps_django_redis_own_connection_factory():
+    env = _production(REDIS_URL="redis://127.0.0.1:6379/14")
+    assert _setting("CACHES['default']['OPTIONS'].get('CONNECTION_FACTORY')", **env) == "None"
+
+
+def test_redis_cluster_without_a_redis_url_refuses_to_start():
+    result = _run(SETUP, **_production(REDIS_CLUSTER="true"))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: REDIS_CLUSTER=true needs REDIS_URL" in result.stderr
+
+
+def test_redis_cluster_with_a_database_other_than_0_refuses_to_start():
+    result = _run(SETUP, **_production(REDIS_URL="redis://10.0.0.7:7000/8", REDIS_CLUSTER="true"))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: A Redis Cluster has only database 0" in result.stderr
+
+
 @pytest.mark.parametrize("name", ["SECRET_KEY", "API_KEY_PEPPER"])
 def test_a_secret_left_as_readmes_placeholder_refuses_to_start(name):
     result = _run(SETUP, **_production(**{name: "<50+ random characters>"}))
