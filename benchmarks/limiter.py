@@ -44,6 +44,11 @@ sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or os.curdir).resolve(
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 os.environ["REDIS_URL"] = REDIS_URL
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saas.settings")
+# The deployed settings (DEBUG off: no query log growing through the run), with
+# this run's own secrets, which DEBUG off requires.
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", os.urandom(24).hex())
+os.environ.setdefault("API_KEY_PEPPER", os.urandom(24).hex())
 
 import django  # noqa: E402
 
@@ -364,6 +369,33 @@ def memory_ours():
     return size, note
 
 
+def memory_active_customer(threads: int) -> int:
+    """Redis bytes of one active customer, every key of theirs included: the
+    burst state, the quota counter, and the pending usage hash (one key, one
+    endpoint, this hour) with the witnesses of the `threads` that served them."""
+    import threading
+
+    from metering.keys import usage_field
+    from metering.limiter import RedisLimiter
+
+    flush()
+    limiter = RedisLimiter()
+    limits = ours_limits(7, MEMORY_QUOTA, month_bounds(), burst=1000)
+    now_ms = int(time.time() * 1000)
+    field = usage_field(now_ms // 3_600_000 * 3600, 1, "api:echo")
+
+    def serve():
+        for _ in range(10):
+            assert limiter.check(limits, now_ms=int(time.time() * 1000), bill_field=field).admitted
+
+    workers = [threading.Thread(target=serve) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return memory_of("metering:*{c7}*")[0]
+
+
 def memory_drf():
     check = make_drf(MEMORY_QUOTA)
     sizes = {}
@@ -479,6 +511,9 @@ def main():
     signal.signal(signal.SIGALRM, out_of_time)
     signal.alarm(TIME_LIMIT_SECONDS)
     client = redis_client()
+    if sys.argv[1:] == ["--memory"]:
+        print_active_customer_memory()
+        return
     print(
         f"limiter benchmark: Redis {client.info('server')['redis_version']} at {REDIS_URL}, "
         f"{os.cpu_count()} CPUs, {DURATION:g} s of checks per contender and process count "
@@ -509,7 +544,17 @@ def main():
     targets.append((f"<= 1 KB Redis per customer ({ours['bytes']:,.0f} B)", ours["bytes"] <= 1024))
     for label, met in targets:
         print(f"  [{'met' if met else 'MISSED'}] {label}")
+    print_active_customer_memory()
     print(f"({time.monotonic() - STARTED:.0f} s)")
+
+
+def print_active_customer_memory():
+    """Issue 15's target: at most 512 B of Redis per active customer, all keys included."""
+    print()
+    print("Redis bytes per active customer, all keys (burst, quota, pending usage with witnesses):")
+    for threads in (1, 8):
+        size = memory_active_customer(threads)
+        print(f"  served by {threads} thread(s): {size:,} B  [{'met' if size <= 512 else 'MISSED'}] <= 512 B")
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ class RedisLimiter:
         entry = self._prepared.get(id(limits))
         prepared = entry[1] if entry is not None and entry[0] is limits else self._prepare(limits)
         args = (now_ms, cost, -1 if seed is None else seed, bill_field or "")
-        witness = f"{_witness_slot()}|{os.urandom(6).hex()}" if bill_field else ""
+        witness = f"{_witness_slot()}|{os.urandom(4).hex()}" if bill_field else ""
         try:
             reply = self._run(self._check, prepared, args, witness)
         except LimiterUnavailable as error:
@@ -264,7 +264,9 @@ def _witness_slot() -> str:
     thread's check replaces the witness of one this thread must cancel."""
     local = _witness
     if local.pid != os.getpid():  # a new thread, or a forked child
-        local.slot, local.pid = os.urandom(4).hex(), os.getpid()
+        # Four hex digits: two threads serving one customer share a slot once in
+        # thousands, and a witness costs a few bytes of Redis per thread.
+        local.slot, local.pid = os.urandom(2).hex(), os.getpid()
     return local.slot
 
 
