@@ -56,8 +56,17 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
+# tests/saas/test_pgbouncer.py runs the app through Debian's pgbouncer in
+# transaction mode (the test starts its own; the package's service stays off).
+PGBOUNCER := /usr/sbin/pgbouncer
+
+$(PGBOUNCER):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+	-$(SUDO) systemctl disable --now pgbouncer >/dev/null 2>&1
+
 # lint-imports first: a broken layer contract fails fast, before the suite.
-test: install-dev vendor $(CHROMIUM)
+test: install-dev vendor $(CHROMIUM) $(PGBOUNCER)
 	$(BIN)/lint-imports --no-cache
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \

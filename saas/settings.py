@@ -212,6 +212,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         statement_timeout=DATABASE_STATEMENT_TIMEOUT_SECONDS,
         unreachable_backoff=env.float("DATABASE_UNREACHABLE_BACKOFF_SECONDS", default=1.0),
     )
+# Behind a pooler in transaction mode (pgbouncer pool_mode=transaction) a
+# server connection is shared between clients from one transaction to the
+# next: nothing may outlive a transaction. So no server-side cursors, no
+# prepared statements (psycopg prepares a query after 5 runs), and no
+# statement_timeout in the startup packet (pgbouncer refuses `options`; set
+# it on the role instead: README, "More than one machine").
+DATABASE_TRANSACTION_POOLING = env.bool("DATABASE_TRANSACTION_POOLING", default=False)
+if DATABASE_TRANSACTION_POOLING and DATABASES["default"]["ENGINE"] == "saas.postgresql":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"]["OPTIONS"].update(prepare_threshold=None, server_statement_timeout=False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # No REDIS_URL means the embedded in-process backends.

@@ -6,6 +6,9 @@ psycopg's own (`connect_timeout` among them: whole seconds, at least 2):
 - `statement_timeout` (seconds): sent to the server, which cancels a slower
   statement, and enforced here as well, a little later, for a server or a
   network that does not answer at all (watchdog.py);
+- `server_statement_timeout` (default true): also send statement_timeout to
+  the server at connect; false behind a transaction pooler (pgbouncer),
+  which refuses startup options;
 - `unreachable_backoff` (seconds, default 1): after a round trip or a
   connection timed out, how long the process fails database work at once
   rather than wait on the server again.
@@ -24,7 +27,7 @@ from .watchdog import Unanswered, server_breaker, watchdog
 # usable; the client cuts only what the server could not cancel.
 GRACE_SECONDS = 0.5
 DEFAULT_BACKOFF_SECONDS = 1.0
-OUR_OPTIONS = ("statement_timeout", "unreachable_backoff")
+OUR_OPTIONS = ("statement_timeout", "unreachable_backoff", "server_statement_timeout")
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -43,7 +46,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         params = super().get_connection_params()
         for name in OUR_OPTIONS:
             params.pop(name, None)
-        if self.statement_timeout:
+        # False behind a transaction pooler, which refuses startup `options`:
+        # the watchdog alone bounds a statement then.
+        if self.statement_timeout and self.settings_dict["OPTIONS"].get("server_statement_timeout", True):
             milliseconds = round(self.statement_timeout * 1000)
             params["options"] = f"{params.get('options', '')} -c statement_timeout={milliseconds}".strip()
         return params
