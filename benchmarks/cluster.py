@@ -38,9 +38,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import chaos  # benchmarks/chaos.py: the scratch database, manage.py and the servers' environment
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.chaos (and, from it, the project)
+
+from benchmarks import chaos  # noqa: E402  the scratch database, manage.py, the servers' environment
+
 HOST = "127.0.0.1"
 DATABASE_URL = os.environ.get(
     "BENCH_CLUSTER_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/saas_benchcluster"
@@ -117,12 +119,12 @@ class Node:
 
 
 class RedisCluster:
-    def __init__(self, directory: Path):
-        self.directory = directory
+    def __init__(self, directory: Path, replicas: int = REPLICAS):
+        self.directory, self.replica_count = directory, replicas
         self.nodes: list[Node] = []
 
     def start(self) -> None:
-        for port in free_ports(MASTERS + REPLICAS):
+        for port in free_ports(MASTERS + self.replica_count):
             node_dir = self.directory / f"redis-{port}"
             node_dir.mkdir()
             process = subprocess.Popen(
@@ -140,7 +142,7 @@ class RedisCluster:
             )
         subprocess.run(
             ["redis-cli", "--cluster", "create", *(f"{HOST}:{node.port}" for node in self.nodes)]
-            + ["--cluster-replicas", str(REPLICAS // MASTERS), "--cluster-yes"],
+            + ["--cluster-replicas", str(self.replica_count // MASTERS), "--cluster-yes"],
             check=True,
             capture_output=True,
             timeout=60,
@@ -150,7 +152,7 @@ class RedisCluster:
         # Each replica fully synced, so the failover measured is not a replica still loading.
         def synced():
             replicas = self.replicas()
-            return len(replicas) == REPLICAS and all(
+            return len(replicas) == self.replica_count and all(
                 "master_link_status:up" in redis_cli(port, "info", "replication") for port in replicas
             )
 
@@ -432,6 +434,13 @@ def failover(cluster: RedisCluster, client: Client, customer_id: int) -> dict:
     }
 
 
+def billing_error(delta: int) -> str:
+    """Units billed minus 200s served, in words: <0 served but not billed, >0 billed twice."""
+    return (
+        f"WRONG: {abs(delta)} {'lost' if delta < 0 else 'doubled'}" if delta else "WRONG: units left pending"
+    )
+
+
 def print_table(rows: list[tuple[str, str, str]]) -> None:
     header = ("check", "figure", "verdict")
     widths = [max(len(row[column]) for row in [header, *rows]) for column in range(3)]
@@ -524,7 +533,7 @@ def main() -> None:
         (
             "units in PostgreSQL vs 200s served",
             f"{ledger} vs {served} ({pending} still pending in Redis)",
-            "equal" if ledger == served and pending == 0 else f"WRONG by {ledger + pending - served}",
+            "equal" if ledger == served and pending == 0 else billing_error(ledger + pending - served),
         ),
     ]
     print(
