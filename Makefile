@@ -84,7 +84,7 @@ clean:
 # on 127.0.0.1 and FLUSH Redis database 10 (override: BENCH_REDIS_URL);
 # bench-http drives the load with Debian's wrk, installed from apt when missing
 # (benchmarks/http_load.py falls back to a Python load generator without it).
-.PHONY: install-bench bench-limiter bench-http bench-instructions bench-webhook bench-keys bench-flush chaos
+.PHONY: install-bench bench-limiter bench-http bench-instructions bench-webhook bench-keys bench-flush bench-flush-cluster bench-cluster chaos
 WRK := /usr/bin/wrk
 VALGRIND := /usr/bin/valgrind
 
@@ -124,6 +124,16 @@ bench-keys: install-bench $(WRK)
 # customers/s moved and the seconds it took. About 1 minute with the set-up.
 bench-flush: install-bench
 	$(BIN)/python benchmarks/flush.py
+
+# The same flush on a local Redis Cluster of 3 masters it starts and stops.
+bench-flush-cluster: install-bench
+	BENCH_FLUSH_CLUSTER=1 $(BIN)/python benchmarks/flush.py
+
+# A local Redis Cluster (3 masters + 3 replicas) and 3 gunicorn nodes
+# (benchmarks/cluster.py): exactness across nodes, a master killed mid-load,
+# the flush against the 200s served; one table. About 30 s.
+bench-cluster: install-bench
+	$(BIN)/python benchmarks/cluster.py
 
 # Each dependency fault under load (benchmarks/chaos.py): its own redis-server,
 # a TCP proxy in front of PostgreSQL, gunicorn; one table. About 2 minutes.

@@ -10,6 +10,10 @@ the snapshots, the batched apply, the discards), times it, and checks that
 PostgreSQL received every unit and Redis kept none. The goal: all 100,000
 within the flush's 60 s interval.
 
+With BENCH_FLUSH_CLUSTER=1 (make bench-flush-cluster) the same on a local
+Redis Cluster of 3 masters it starts and stops (benchmarks/cluster.py:
+redis-server on free ports, AOF on), with REDIS_CLUSTER=true.
+
 PostgreSQL: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/saas_bench,
 created and migrated when missing); the rows the benchmark creates are deleted
 at its end. Redis: BENCH_REDIS_URL (default redis://127.0.0.1:6379/10), FLUSHED
@@ -29,6 +33,7 @@ sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or os.curdir).resolve(
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/saas_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "100000"))
+CLUSTER = os.environ.get("BENCH_FLUSH_CLUSTER", "").lower() in ("1", "true", "yes")
 ENDPOINTS = {"api:echo": 3, "api:primes": 2}  # each customer's pending units by endpoint
 PENDING_TTL_SECONDS = 7 * 24 * 3600
 INSERT_BATCH = 5000
@@ -139,6 +144,26 @@ def pend_usage(client, pairs: list[tuple[int, int]], hour: int) -> int:
 
 
 def main() -> None:
+    if not CLUSTER:
+        run()
+        return
+    import tempfile
+
+    from benchmarks.cluster import RedisCluster
+
+    global REDIS_URL
+    with tempfile.TemporaryDirectory(prefix="bench-flush-cluster-") as directory:
+        cluster = RedisCluster(Path(directory), replicas=0)
+        try:
+            cluster.start()
+            REDIS_URL = cluster.url(cluster.masters()[0])
+            os.environ["REDIS_CLUSTER"] = "true"
+            run()
+        finally:
+            cluster.stop()
+
+
+def run() -> None:
     ensure_database()
     setup_django()
     import io
@@ -157,7 +182,7 @@ def main() -> None:
     if not Tier.objects.exists():
         call_command("sync_tiers", str(ROOT / "tiers.toml"), stdout=io.StringIO())
     client = get_redis_connection("default")
-    if client.connection_pool.connection_kwargs.get("db", 0) == 0:
+    if not CLUSTER and client.connection_pool.connection_kwargs.get("db", 0) == 0:
         sys.exit("refusing to flush Redis database 0: set BENCH_REDIS_URL to a scratch database")
     client.flushdb()
     delete_bench_rows()
@@ -181,8 +206,9 @@ def main() -> None:
         client.flushdb()
         delete_bench_rows()
     exact = result.customers == len(pairs) and result.units == units == in_ledger and left_in_redis == 0
+    layout = " (Redis Cluster, 3 masters)" if CLUSTER else ""
     print(
-        f"flush: {result.customers:,} customers ({result.units:,} units) moved in {seconds:.1f} s, "
+        f"flush{layout}: {result.customers:,} customers ({result.units:,} units) moved in {seconds:.1f} s, "
         f"{result.customers / seconds:,.0f} customers/s (batches of {settings.USAGE_FLUSH_BATCH_SIZE}); "
         f"ledger {'exact' if exact else f'WRONG: {in_ledger} of {units} units, {left_in_redis} keys left'}; "
         f"load average {load[0]:.1f} at the start on {os.cpu_count()} cores"
