@@ -36,6 +36,7 @@ from redis.commands.core import Script
 from redis.exceptions import RedisError
 
 from core.breaker import cache_breaker
+from core.redis_cluster import REDIS_UNAVAILABLE
 
 from .exceptions import TooManyFailedAuthentications
 
@@ -145,7 +146,7 @@ class FailedAuthentications:
         ttl_ms = max(math.ceil(seconds_left * 1000), 1)
         try:
             count = _count_script(keys=[key], args=[ttl_ms], client=get_redis_connection("default"))
-        except RedisError as error:
+        except (RedisError, *REDIS_UNAVAILABLE) as error:
             if breaker is not None:
                 breaker.failed(error)
             return None

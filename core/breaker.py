@@ -23,7 +23,7 @@ import weakref
 from django.conf import settings
 from django.core.cache import caches
 
-from .redis_cluster import connection_settings, is_cluster
+from .redis_cluster import REDIS_UNAVAILABLE, connection_settings, is_cluster
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,10 @@ def _redis_name(client) -> str:
     return "Redis " + f"{kwargs.get('host', 'redis')}:{kwargs.get('port', '')}".rstrip(":")
 
 
+# While the default cache's Redis client cannot even be made.
+_no_client = Breaker("Redis (REDIS_URL)", backoff=1.0)
+
+
 class _CacheBreaker(threading.local):
     cache = None
     breaker = None
@@ -131,7 +135,21 @@ def cache_breaker() -> Breaker | None:
     cache, local = caches["default"], _cache_breaker
     if local.cache is not cache:
         get_client = getattr(getattr(cache, "client", None), "get_client", None)
-        local.cache, local.breaker = cache, redis_breaker(get_client(write=True)) if get_client else None
+        if get_client is None:
+            local.cache, local.breaker = cache, None
+            return None
+        _no_client.backoff = settings.REDIS_DOWN_BACKOFF_SECONDS
+        if not _no_client.allow():
+            return _no_client
+        try:
+            client = get_client(write=True)
+        except REDIS_UNAVAILABLE as error:
+            # The client cannot be made (no node of REDIS_URL answers): callers
+            # fail fast on this breaker until it lets a call try again.
+            _no_client.failed(error)
+            return _no_client
+        _no_client.succeeded()
+        local.cache, local.breaker = cache, redis_breaker(client)
     return local.breaker
 
 

@@ -14,12 +14,11 @@ from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from django.utils.log import log_response
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from .breaker import cache_breaker
+from .redis_cluster import REDIS_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ class DatabaseUnavailable(AppError):
         super().__init__(detail, headers={"Retry-After": str(settings.DATABASE_UNAVAILABLE_RETRY_AFTER)})
 
 
-REDIS_UNREACHABLE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+REDIS_UNREACHABLE_ERRORS = REDIS_UNAVAILABLE
 
 
 class RedisUnavailable(AppError):

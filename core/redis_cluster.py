@@ -14,7 +14,7 @@ import threading
 from django_redis.pool import ConnectionFactory
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
-from redis.exceptions import ClusterDownError, SlotNotCoveredError
+from redis.exceptions import ClusterDownError, RedisClusterException, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -22,7 +22,15 @@ from redis.retry import Retry
 # Redis out of reach, on a single Redis or a cluster: a node refused or timed
 # out; the cluster lost a master and refuses every slot (CLUSTERDOWN, once its
 # nodes notice); or no node serves the key's slot in the client's map.
-REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ClusterDownError, SlotNotCoveredError)
+# RedisClusterException: no node of REDIS_URL answers, so the client cannot
+# even be made (a process started after REDIS_URL's node failed over).
+REDIS_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterDownError,
+    SlotNotCoveredError,
+    RedisClusterException,
+)
 
 
 class ClusterConnectionFactory(ConnectionFactory):

@@ -230,7 +230,10 @@ class RedisLimiter:
     def _run(self, call, *args):
         """`call(client, *args)`, with Redis out of reach raised as LimiterUnavailable:
         at once while the breaker says Redis is down (core.breaker)."""
-        client, breaker = self._client_and_breaker()
+        try:
+            client, breaker = self._client_and_breaker()
+        except REDIS_UNAVAILABLE as error:  # no client can be made: no node answers
+            raise LimiterUnavailable(str(error)) from error
         if not breaker.allow():
             raise LimiterUnavailable(f"{breaker.name} is down: failing fast")
         try:

@@ -18,7 +18,7 @@ from django.db.models import Sum
 from django_redis import get_redis_connection
 
 from apikeys.services import api_key_create
-from core.breaker import redis_breaker
+from core.breaker import breakers_reset, redis_breaker
 from metering.flush import flush_usage
 from metering.keys import hour_of, idempotency_record, pending_key, usage_field
 from metering.limiter import (
@@ -34,6 +34,8 @@ from metering.limiter.redis_backend import django_redis_client
 from metering.models import UsageRecord
 from plans.periods import period_bounds
 from plans.services import customer_get_or_create
+from tests.faults.server import free_port
+from tests.redis_cluster import cluster_caches
 
 MASTERS = 3
 
@@ -186,3 +188,20 @@ def test_a_check_on_a_cluster_that_lost_a_master_is_limiter_unavailable(private_
     for customer_id in (lost_customer, other_customer):
         with pytest.raises(LimiterUnavailable):
             limiter.check(make_limits(customer_id), now_ms=now_ms(), bill_field=usage_field(0, 1, "echo"))
+
+
+def test_with_the_node_in_redis_url_down_at_start_the_api_answers_503_not_500(settings, key_client, customer):
+    """A process started after a failover, REDIS_URL still naming the killed
+    master: the cluster client cannot even be made. 503, never 500."""
+    port = free_port()
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    settings.REDIS_CLUSTER = True
+    settings.CACHES = cluster_caches(settings.REDIS_URL)
+    breakers_reset()
+    try:
+        response = key_client.get("/api/v1/echo")
+        health = key_client.get("/healthz")
+    finally:
+        breakers_reset()
+    assert response.status_code == 503, response.content
+    assert health.status_code == 503
