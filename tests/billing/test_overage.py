@@ -307,6 +307,18 @@ def renewed(subscription: dict, period) -> dict:
     return {"items": {**subscription["items"], "data": items}}
 
 
+def price_change(subscription: dict, tier, period=None) -> dict:
+    """Changes that move the subscription's first item to `tier`'s price (and to
+    `period`, when a renewal comes with it)."""
+    item = subscription["items"]["data"][0]
+    moved = {**item, "price": {**item["price"], "id": tier.stripe_price_id}}
+    if period is not None:
+        moved.update(
+            current_period_start=int(period[0].timestamp()), current_period_end=int(period[1].timestamp())
+        )
+    return {"items": {**subscription["items"], "data": [moved]}}
+
+
 def reported_in(customer, period) -> int:
     reports = OverageReport.objects.filter(customer=customer)
     assert all(period[0].timestamp() <= r.meter_timestamp() < period[1].timestamp() for r in reports)
@@ -347,14 +359,7 @@ def test_a_plan_change_mid_hour_reports_the_old_tiers_overage_first(
     use_in(scale_customer, api_key.api_key, 20, utc(2027, 7, 1, 10))
     overage_reports_create(now=utc(2027, 7, 1, 11, 10))
     use_in(scale_customer, api_key.api_key, 7, utc(2027, 7, 1, 11))
-    pro = stripe_tiers["pro"]
-    items = [
-        {
-            **subscription["items"]["data"][0],
-            "price": {**subscription["items"]["data"][0]["price"], "id": pro.stripe_price_id},
-        }
-    ]
-    applied(subscription, utc(2027, 7, 1, 11, 45), items={**subscription["items"], "data": items})
+    applied(subscription, utc(2027, 7, 1, 11, 45), **price_change(subscription, stripe_tiers["pro"]))
     overage_reports_create(now=utc(2027, 7, 1, 12, 10))
     assert reported_in(scale_customer, P1) == 17
 
@@ -464,16 +469,7 @@ def test_a_closed_period_is_priced_on_the_limits_it_had_not_the_tier_after_it(
     still overage over Scale's quota of 10."""
     subscription = subscribed(stripe_double, scale_customer, stripe_tiers["scale"], P1)
     use_in(scale_customer, api_key.api_key, 12, utc(2027, 7, 15, 12))
-    pro = stripe_tiers["pro"]
-    items = [
-        {
-            **subscription["items"]["data"][0],
-            "price": {**subscription["items"]["data"][0]["price"], "id": pro.stripe_price_id},
-            "current_period_start": int(P2[0].timestamp()),
-            "current_period_end": int(P2[1].timestamp()),
-        }
-    ]
-    applied(subscription, utc(2027, 7, 15, 14, 31), items={**subscription["items"], "data": items})
+    applied(subscription, utc(2027, 7, 15, 14, 31), **price_change(subscription, stripe_tiers["pro"], P2))
     use_in(scale_customer, api_key.api_key, 3, utc(2027, 7, 15, 14))  # flushed late
     overage_reports_create(now=utc(2027, 7, 15, 16, 10))
     assert reported_in(scale_customer, P1) == 5
