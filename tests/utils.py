@@ -3,12 +3,14 @@
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission
+from django.db import connection
 
 
 def manage_py(*args: str) -> "subprocess.CompletedProcess[str]":
@@ -106,3 +108,25 @@ MONTH_ENDS = {
 def month_ends(name: str = "edge"):
     """Parametrize a test over MONTH_ENDS, ids as the keys."""
     return pytest.mark.parametrize(name, list(MONTH_ENDS.values()), ids=list(MONTH_ENDS))
+
+
+def run_together(count: int, function) -> list:
+    """`function` in `count` threads released at once, each closing its
+    database connection after: what each returned, or the exception it raised."""
+    barrier, outcomes = threading.Barrier(count), []
+
+    def run():
+        try:
+            barrier.wait()
+            outcomes.append(function())
+        except BaseException as error:
+            outcomes.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes

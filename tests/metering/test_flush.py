@@ -33,6 +33,7 @@ from metering.selectors import usage_in_period
 from metering.usage import settle
 from plans.periods import period_bounds
 from plans.services import customer_get_or_create
+from tests.utils import run_together
 
 STEPS = ["take_snapshot", "read_snapshot", "apply_snapshot", "discard_snapshot"]
 
@@ -418,23 +419,8 @@ def test_the_flush_usage_command_prints_the_units_moved(redis, customer, api_key
 
 
 def flush_in_threads(count: int) -> list[BaseException]:
-    barrier, errors = threading.Barrier(count), []
-
-    def run():
-        try:
-            barrier.wait()
-            flush_usage()
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
+    """Flushes started at once; the errors any of them raised."""
+    return [outcome for outcome in run_together(count, flush_usage) if isinstance(outcome, BaseException)]
 
 
 @pytest.mark.django_db(transaction=True)

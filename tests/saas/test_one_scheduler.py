@@ -16,6 +16,7 @@ from metering.flush import FlushResult, flush_usage
 from metering.keys import pending_key
 from metering.tasks import flush_usage_task
 from tests.metering.test_flush import recorded, serve
+from tests.utils import run_together
 
 BEAT_ENTRIES = sorted(settings.CELERY_BEAT_SCHEDULE)
 
@@ -71,25 +72,6 @@ def test_a_second_beats_usage_reconcile_records_no_second_run(default_tiers):
     reconcile()
     reconcile()
     assert UsageReconcileRun.objects.count() == 1
-
-
-def run_together(count: int, function) -> list:
-    """`function` in `count` threads released at once; their results."""
-    barrier, results = threading.Barrier(count), []
-
-    def run():
-        try:
-            barrier.wait()
-            results.append(function())
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 @pytest.mark.django_db(transaction=True)
