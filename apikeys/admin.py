@@ -7,19 +7,27 @@ from .services import api_key_revoke
 
 
 class InvalidatesKeyContexts:
-    """ModelAdmin mixin: any save or delete here changes what the hot path enforces."""
+    """ModelAdmin mixin: any save or delete here changes what the hot path
+    enforces for the keys `key_contexts_of` names."""
+
+    def key_contexts_of(self, objects):
+        """The API keys whose contexts carry these objects (a queryset of this admin's model)."""
+        raise NotImplementedError
+
+    def _invalidate(self, obj):
+        invalidate_key_contexts(self.key_contexts_of(type(obj)._default_manager.filter(pk=obj.pk)))
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        invalidate_key_contexts()
+        self._invalidate(obj)
 
     def delete_model(self, request, obj):
+        self._invalidate(obj)  # listed before the deletion can cascade to the keys
         super().delete_model(request, obj)
-        invalidate_key_contexts()
 
     def delete_queryset(self, request, queryset):
+        invalidate_key_contexts(self.key_contexts_of(queryset))
         super().delete_queryset(request, queryset)
-        invalidate_key_contexts()
 
 
 @admin.register(APIKey)
@@ -41,6 +49,9 @@ class APIKeyAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
         "revoked_at",
     )
     actions = ("revoke_selected",)
+
+    def key_contexts_of(self, objects):
+        return objects
 
     def has_add_permission(self, request):
         # A raw key exists only at creation and must be shown to its owner once:

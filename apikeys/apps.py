@@ -10,8 +10,12 @@ class ApikeysConfig(AppConfig):
         from plans.signals import limits_changed
 
         from . import schema  # noqa: F401  registers the OpenAPI security scheme
-        from .context import invalidate_key_contexts
+        from .context import invalidate_key_contexts, tier_key_contexts
 
         limits_changed.connect(
-            lambda sender, **kwargs: invalidate_key_contexts(), weak=False, dispatch_uid="apikeys.invalidate"
+            lambda sender, tiers, **kwargs: invalidate_key_contexts(
+                tier_key_contexts(tier.pk for tier in tiers)
+            ),
+            weak=False,
+            dispatch_uid="apikeys.invalidate",
         )

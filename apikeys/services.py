@@ -60,7 +60,7 @@ def api_key_revoke(*, api_key: APIKey) -> bool:
     updated = APIKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now)
     if updated:
         api_key.revoked_at = now
-        invalidate_key_contexts()
+        invalidate_key_contexts(APIKey.objects.filter(pk=api_key.pk))
     return bool(updated)
 
 

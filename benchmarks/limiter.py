@@ -548,6 +548,43 @@ def main():
     print(f"({time.monotonic() - STARTED:.0f} s)")
 
 
+def memory_key_context() -> tuple[int, int]:
+    """(bytes of a key's shared context, bytes of its version once a change set
+    one), as apikeys.context stores them for a key in use."""
+    from apikeys import context
+
+    hashed_key = "v1$" + os.urandom(32).hex()  # the shape of a stored hash
+    now = time.time()
+    key_context = context.KeyContext(
+        key_id=1_234_567,
+        key_prefix="sk_live_abcd1234",
+        customer_id=1_234_567,
+        user_id=1_234_567,
+        scopes=("api",),
+        revoked=False,
+        expires_at=None,
+        tier_slug="pro",
+        quota=50_000,
+        quota_period="month",
+        burst=20,
+        hard_quota=False,
+        overage_ceiling=None,
+        billing_period_start=now,
+        billing_period_end=now + 30 * 86400,
+        suspended_from=None,
+    )
+    context.new_versions([hashed_key])
+    version = context.cache.get(context.version_key(hashed_key))
+    context.store_shared(hashed_key, key_context, version, loaded_at=now)
+    client = redis_client()
+    sizes = [
+        client.memory_usage(context.cache.make_key(name), samples=0)
+        for name in (context.context_key(hashed_key), context.version_key(hashed_key))
+    ]
+    context.cache.delete_many([context.context_key(hashed_key), context.version_key(hashed_key)])
+    return sizes[0], sizes[1]
+
+
 def print_active_customer_memory():
     """Issue 15's target: at most 512 B of Redis per active customer, all keys included."""
     print()
@@ -555,6 +592,19 @@ def print_active_customer_memory():
     for threads in (1, 8):
         size = memory_active_customer(threads)
         print(f"  served by {threads} thread(s): {size:,} B  [{'met' if size <= 512 else 'MISSED'}] <= 512 B")
+    from apikeys.context import CONTEXT_TTL_SECONDS, VERSION_TTL_SECONDS
+
+    stored, version = memory_key_context()
+    print("Redis bytes per API key in the key-context cache (apikeys.context):")
+    print(f"  its context, kept {CONTEXT_TTL_SECONDS / 86400:g} days after its last load: {stored:,} B")
+    print(
+        f"  its version, kept {VERSION_TTL_SECONDS / 86400:g} days after a change to the key, "
+        f"its customer or tier: {version:,} B"
+    )
+    print(
+        f"  a million customers, one key each, all used this week: {stored * 10**6 / 2**20:,.0f} MiB; "
+        f"{(stored + version) * 10**6 / 2**20:,.0f} MiB if every one also changed"
+    )
 
 
 if __name__ == "__main__":

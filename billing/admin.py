@@ -3,6 +3,7 @@ from django.contrib.auth import get_permission_codename
 from django.db.models import Count
 
 from apikeys.admin import InvalidatesKeyContexts
+from apikeys.context import customer_key_contexts, tier_key_contexts
 from apikeys.models import APIKey
 from metering.reports import tier_margin_warning
 from metering.selectors import pending_units
@@ -86,6 +87,9 @@ class TierAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
     def customer_count(self, tier):
         return tier._customer_count
 
+    def key_contexts_of(self, objects):
+        return tier_key_contexts(objects.values_list("pk", flat=True))
+
 
 @admin.register(Customer)
 class CustomerAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
@@ -128,6 +132,9 @@ class CustomerAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
     @admin.display(description="email", ordering="user__email")
     def user_email(self, customer):
         return customer.user.email
+
+    def key_contexts_of(self, objects):
+        return customer_key_contexts(objects.values_list("pk", flat=True))
 
     def get_deleted_objects(self, objs, request):
         """Also protected: usage still in Redis, which the flush would drop

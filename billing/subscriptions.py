@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
-from apikeys.context import invalidate_key_contexts
+from apikeys.context import customer_key_contexts, invalidate_key_contexts
 from core.redis_cluster import REDIS_UNAVAILABLE
 from metering.flush import flush_customer
 from plans.models import ENDED, PAID_ACCESS, Customer, QuotaPeriod, SubscriptionStatus, Tier
@@ -218,7 +218,7 @@ def subscription_apply(
     if _state(customer) == before:
         return ApplyResult(True, "already applied")  # no write, no cache invalidation
     customer.save()
-    invalidate_key_contexts()
+    invalidate_key_contexts(customer_key_contexts([customer.pk]))
     if _past_due_warning_due(customer):
         queue_after_commit(SEND_PAST_DUE_WARNING, customer.pk)
     logger.info(

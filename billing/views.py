@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from apikeys.context import invalidate_key_contexts
+from apikeys.context import customer_key_contexts, invalidate_key_contexts
 from core.errors import error_body
 from plans.models import ENDED, Customer, Tier
 from plans.services import customer_ensure
@@ -163,7 +163,7 @@ def spending_cap(request):
         return _dashboard()
     cap = form.cleaned_data["cap"]
     Customer.objects.filter(pk=customer.pk).update(overage_spending_cap=cap)
-    invalidate_key_contexts()
+    invalidate_key_contexts(customer_key_contexts([customer.pk]))
     if cap is None:
         messages.success(request, "Overage has no cap now.")
     else:

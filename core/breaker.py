@@ -9,10 +9,12 @@ ends (with how many calls failed fast meanwhile), not one per request.
 
 One breaker per Redis connection pool (`redis_breaker`): the key context
 cache and the limiter share the default cache's pool, so whichever notices
-first spares the other its timeout. On Redis Cluster there is one for the
-cluster client: a stalled node fails every customer fast for the backoff, not
-only its own, the price of not timing out per node. PostgreSQL has one per
-server (saas/postgresql).
+first spares the other its timeout. On Redis Cluster, one per node, found by
+the key a call names: a stalled or lost master fails fast only the customers
+whose slots it serves, and its promoted replica, a new node, starts closed.
+(Whether the other masters keep serving meanwhile is the cluster's choice:
+with cluster-require-full-coverage no they do.) PostgreSQL has one per server
+(saas/postgresql).
 """
 
 import logging
@@ -88,27 +90,35 @@ class Breaker:
         return self._open_until is not None
 
 
-_breakers: "weakref.WeakKeyDictionary[object, Breaker]" = weakref.WeakKeyDictionary()
+# Pool (or cluster client) -> breakers by name: one, or one per cluster node.
+_breakers: "weakref.WeakKeyDictionary[object, dict[str, Breaker]]" = weakref.WeakKeyDictionary()
 _breakers_lock = threading.Lock()
 
 
-def redis_breaker(client) -> Breaker:
-    """The breaker of the Redis connection pool behind `client`."""
+def redis_breaker(client, key: str | bytes | None = None) -> Breaker:
+    """The breaker of the Redis connection pool behind `client`; on Redis
+    Cluster, of the master serving `key`'s slot (of the whole cluster for
+    calls that name no key or several slots). Raises SlotNotCoveredError
+    while no master serves the slot, as the call would."""
     pool = getattr(client, "connection_pool", client)
-    breaker = _breakers.get(pool)
+    if key is not None and is_cluster(client):
+        name = f"Redis Cluster node {client.get_node_from_key(key).name}"
+    else:
+        name = _redis_name(client)
+    named = _breakers.get(pool)
+    breaker = named.get(name) if named is not None else None
     if breaker is None:
         with _breakers_lock:
-            breaker = _breakers.get(pool)
+            named = _breakers.setdefault(pool, {})
+            breaker = named.get(name)
             if breaker is None:
-                breaker = _breakers[pool] = Breaker(
-                    _redis_name(client), backoff=settings.REDIS_DOWN_BACKOFF_SECONDS
-                )
+                breaker = named[name] = Breaker(name, backoff=settings.REDIS_DOWN_BACKOFF_SECONDS)
     return breaker
 
 
 def _redis_name(client) -> str:
     """What the breaker's log lines call this Redis: its address, or on a
-    cluster (one breaker for all its nodes) the node it was configured with."""
+    cluster the node it was configured with."""
     if is_cluster(client):
         first = client.nodes_manager.startup_nodes
         return f"Redis Cluster {next(iter(first), 'redis')}"
@@ -122,21 +132,23 @@ _no_client = Breaker("Redis (REDIS_URL)", backoff=1.0)
 
 class _CacheBreaker(threading.local):
     cache = None
+    client = None
     breaker = None
 
 
 _cache_breaker = _CacheBreaker()
 
 
-def cache_breaker() -> Breaker | None:
-    """The breaker of the default cache's Redis; None when the cache is not
-    on Redis (the embedded default). Looked up once per cache object: Django's
-    caches are per thread."""
+def cache_breaker(key: str | None = None) -> Breaker | None:
+    """The breaker of the default cache's Redis (on Redis Cluster, of the
+    node serving the cache key `key`); None when the cache is not on Redis
+    (the embedded default). The client is looked up once per cache object:
+    Django's caches are per thread."""
     cache, local = caches["default"], _cache_breaker
     if local.cache is not cache:
         get_client = getattr(getattr(cache, "client", None), "get_client", None)
         if get_client is None:
-            local.cache, local.breaker = cache, None
+            local.cache, local.client, local.breaker = cache, None, None
             return None
         _no_client.backoff = settings.REDIS_DOWN_BACKOFF_SECONDS
         if not _no_client.allow():
@@ -149,8 +161,13 @@ def cache_breaker() -> Breaker | None:
             _no_client.failed(error)
             return _no_client
         _no_client.succeeded()
-        local.cache, local.breaker = cache, redis_breaker(client)
-    return local.breaker
+        local.cache, local.client, local.breaker = cache, client, redis_breaker(client)
+    if key is None or local.client is None or not is_cluster(local.client):
+        return local.breaker
+    try:
+        return redis_breaker(local.client, cache.make_key(key))
+    except REDIS_UNAVAILABLE:  # no master serves the slot now: the call will fail too
+        return local.breaker
 
 
 def breakers_reset() -> None:

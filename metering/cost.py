@@ -170,7 +170,7 @@ class CostAggregator:
             fields[f"r|{hour}|{customer_id}|{status}"] = count
         if not fields:
             return
-        breaker = cache_breaker() if settings.REDIS_URL else None
+        breaker = cache_breaker(COST_KEY) if settings.REDIS_URL else None
         if breaker is not None and not breaker.allow():
             logger.debug("Redis down: %s cost sample fields dropped", len(fields))
             return

@@ -81,8 +81,9 @@ def tiers_sync(*, declared_tiers: dict[str, dict]) -> list[TierChange]:
     for tier, change in prepared:
         if change.action != "unchanged":
             tier.save()
-    if any(change.action == "updated" for _, change in prepared):
-        limits_changed.send(sender=Tier)
+    updated = [tier for tier, change in prepared if change.action == "updated"]
+    if updated:
+        limits_changed.send(sender=Tier, tiers=updated)
     return [change for _, change in prepared]
 
 

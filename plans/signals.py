@@ -8,5 +8,6 @@ connects at start (apikeys.apps), drops what it cached.
 from django.dispatch import Signal
 
 # Sent when a change alters the limits or standing that API keys are enforced
-# with (a tier's quota, burst, price...). Receivers run after commit themselves.
+# with (a tier's quota, burst, price...), with `tiers`: the tiers changed.
+# Receivers run after commit themselves.
 limits_changed = Signal()

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from django.core.cache import caches
 
-from core.breaker import redis_breaker
-from core.redis_cluster import REDIS_UNAVAILABLE, connection_settings
+from core.breaker import Breaker, redis_breaker
+from core.redis_cluster import REDIS_UNAVAILABLE, connection_settings, is_cluster
 
 from .contract import (
     PENDING_TTL_MS,
@@ -140,7 +140,7 @@ class RedisLimiter:
         args = (now_ms, cost, -1 if seed is None else seed, bill_field or "")
         witness = f"{_witness_slot()}|{os.urandom(4).hex()}" if bill_field else ""
         try:
-            reply = self._run(self._check, prepared, args, witness)
+            reply = self._run(limits.redis_keys[0], self._check, prepared, args, witness)
         except LimiterUnavailable as error:
             if witness and error.maybe_ran:
                 _, quota_key, pending_key = limits.redis_keys
@@ -179,7 +179,7 @@ class RedisLimiter:
             idempotency_ttl_seconds(),
             *_kept_response(claimed),
         ]
-        billed, used = self._run(self._script, SETTLE, keys, args)
+        billed, used = self._run(quota_key, self._script, SETTLE, keys, args)
         if billed == -1:
             raise LimiterUnavailable("the settle reached Redis after its deadline")
         return Settlement(bool(billed), used)
@@ -187,7 +187,7 @@ class RedisLimiter:
     def claim(self, record: str, *, fingerprint: str, token: str, now_ms: int) -> Claim:
         """See metering.limiter.Limiter.claim. Redis times the claim itself (PEXPIRE)."""
         args = [fingerprint, token, idempotency_claim_ms()]
-        outcome, *rest = self._run(self._script, IDEMPOTENCY_CLAIM, [record], args)
+        outcome, *rest = self._run(record, self._script, IDEMPOTENCY_CLAIM, [record], args)
         if outcome == b"late":
             raise LimiterUnavailable("the claim reached Redis after its deadline")
         outcome = ClaimOutcome(outcome.decode())
@@ -208,50 +208,72 @@ class RedisLimiter:
             args = [*args, self._clock.deadline_ms(client)]
         return script(keys=keys, args=args, client=client)
 
-    def _cancel_unanswered(self, client) -> None:
+    def _cancel_unanswered(self, client) -> set[Breaker]:
         """Undo the checks whose reply never came, if they ran (their witness
-        says so). A cancel is idempotent: one cut short is simply sent again."""
+        says so). A cancel is idempotent: one cut short is kept and sent again
+        before a later call. Each goes to its own node, so on Redis Cluster a
+        node still down delays only its own cancels. Returns the breakers of
+        the nodes that failed."""
         found = sent = 0
-        while self._unanswered:
+        failed = set()
+        for _ in range(len(self._unanswered)):
             try:
                 check = self._unanswered.popleft()
             except IndexError:
                 break
             keys, args = [check.quota_key, check.pending_key], [check.witness, check.field, check.cost]
+            breaker = None
             try:
+                breaker = redis_breaker(client, check.quota_key)
+                if breaker in failed or not breaker.allow():
+                    self._unanswered.append(check)
+                    continue
                 found += self._script(client, CANCEL_CHECK, keys, args, deadline=False)
-            except REDIS_UNAVAILABLE:
-                self._unanswered.appendleft(check)
-                raise
+            except REDIS_UNAVAILABLE as error:
+                self._unanswered.append(check)
+                if breaker is not None:
+                    breaker.failed(error)
+                    failed.add(breaker)
+                continue
+            breaker.succeeded()
             sent += 1
         if found:
             logger.warning("%d of %d checks whose reply was lost had run: cancelled, unbilled", found, sent)
+        return failed
 
-    def _run(self, call, *args):
-        """`call(client, *args)`, with Redis out of reach raised as LimiterUnavailable:
-        at once while the breaker says Redis is down (core.breaker)."""
+    def _run(self, key: str, call, *args):
+        """`call(client, *args)` for a call on `key`'s slot, with Redis out of
+        reach raised as LimiterUnavailable: at once while the breaker says its
+        Redis (its node on Redis Cluster) is down (core.breaker)."""
+        breaker = None
         try:
-            client, breaker = self._client_and_breaker()
-        except REDIS_UNAVAILABLE as error:  # no client can be made: no node answers
-            raise LimiterUnavailable(str(error)) from error
-        if not breaker.allow():
-            raise LimiterUnavailable(f"{breaker.name} is down: failing fast")
-        try:
-            if self._unanswered:
-                self._cancel_unanswered(client)
+            client, breaker = self._client_and_breaker(key)
+            if not breaker.allow():
+                raise LimiterUnavailable(f"{breaker.name} is down: failing fast")
+            if self._unanswered and breaker in self._cancel_unanswered(client):
+                raise LimiterUnavailable(f"{breaker.name} is down: failing fast")
             result = call(client, *args)
         except REDIS_UNAVAILABLE as error:
+            # No client can be made (no node answers), no master serves the
+            # slot, or the call itself failed: then it may have run.
+            if breaker is None:
+                raise LimiterUnavailable(str(error)) from error
             breaker.failed(error)
             raise LimiterUnavailable(str(error), maybe_ran=True) from error
         breaker.succeeded()
         return result
 
-    def _client_and_breaker(self):
+    def _client_and_breaker(self, key: str):
         if self._fixed_client is None:
-            return django_redis_client(), _thread_client.breaker
-        if self._fixed_breaker is None:
-            self._fixed_breaker = redis_breaker(self._fixed_client)
-        return self._fixed_client, self._fixed_breaker
+            client, breaker = django_redis_client(), _thread_client.breaker
+        else:
+            client = self._fixed_client
+            if self._fixed_breaker is None:
+                self._fixed_breaker = _client_breaker(client)
+            breaker = self._fixed_breaker
+        if breaker is _PER_NODE:
+            breaker = redis_breaker(client, key)
+        return client, breaker
 
 
 class _WitnessSlot(threading.local):
@@ -308,5 +330,14 @@ def django_redis_client():
     cache, local = caches["default"], _thread_client
     if local.cache is not cache:
         local.cache, local.client = cache, cache.client.get_client(write=True)
-        local.breaker = redis_breaker(local.client)
+        local.breaker = _client_breaker(local.client)
     return local.client
+
+
+_PER_NODE = object()  # a cluster client's breaker: per node, found by each call's key
+
+
+def _client_breaker(client):
+    """The one breaker of a single Redis, looked up once per client (it is
+    on every check's path); on Redis Cluster, _PER_NODE."""
+    return _PER_NODE if is_cluster(client) else redis_breaker(client)

@@ -92,7 +92,7 @@ def test_a_revoked_key_is_a_401_without_sql_after_the_versions_change(
 ):
     assert error_of(api_client.get(ECHO, HTTP_X_API_KEY=revoked_key.raw_key)) == (401, "revoked_key")
     with django_capture_on_commit_callbacks(execute=True):
-        invalidate_key_contexts()  # any tier or billing change: every context reloads
+        invalidate_key_contexts(APIKey.objects.all())  # any tier or billing change: contexts reload
     key_contexts.clear()  # and in another process
     with django_assert_num_queries(0):
         response = api_client.get(ECHO, HTTP_X_API_KEY=revoked_key.raw_key)
@@ -143,7 +143,7 @@ def test_an_expired_key_is_not_rejected_for_good(api_client, expired_key, django
     assert error_of(api_client.get(ECHO, HTTP_X_API_KEY=expired_key.raw_key)) == (401, "expired_key")
     with django_capture_on_commit_callbacks(execute=True):
         APIKey.objects.filter(pk=expired_key.api_key.pk).update(expires_at=timezone.now() + timedelta(days=1))
-        invalidate_key_contexts()
+        invalidate_key_contexts(APIKey.objects.filter(pk=expired_key.api_key.pk))
     key_contexts.clear()
     assert api_client.get(ECHO, HTTP_X_API_KEY=expired_key.raw_key).status_code == 200
 

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from apikeys.context import VERSION_KEY, key_contexts
+from apikeys.context import key_contexts, version_key
 from apikeys.services import api_key_create
 from billing.models import EventStatus, StripeEvent
 from plans.models import Customer, SubscriptionStatus
@@ -94,7 +94,9 @@ def test_with_the_database_down_the_api_serves_the_last_known_state(default_tier
     key_contexts.clear()
     from django.core.cache import cache
 
-    cache.set(VERSION_KEY, "after-the-outage", timeout=None)
+    from apikeys.peppers import current_hash
+
+    cache.set(version_key(current_hash(known)), "after-the-outage", timeout=None)
     response = client.get(ECHO, HTTP_AUTHORIZATION=f"Bearer {known}")
     assert response.status_code == 200
     assert "50000;w=" in response["RateLimit-Policy"]  # still the pro tier

@@ -3,7 +3,7 @@
 import math
 from datetime import UTC, datetime, timedelta
 
-from apikeys.context import invalidate_key_contexts
+from apikeys.context import customer_key_contexts, invalidate_key_contexts
 from metering.limiter import Decision, Limits, Reason
 from metering.middleware import rate_limit_headers
 from plans.models import Customer
@@ -83,7 +83,7 @@ def test_the_quota_is_described_when_it_has_fewer_requests_left(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         Customer.objects.filter(pk=customer.pk).update(quota_override=3, burst_override=1000)
-        invalidate_key_contexts()
+        invalidate_key_contexts(customer_key_contexts([customer.pk]))
     _, end = month_bounds(clock.now)
     assert limit_remaining_reset(key_client.get(ECHO)) == ("3", "2", str(math.ceil(end - clock.now)))
 

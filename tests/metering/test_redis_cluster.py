@@ -167,7 +167,38 @@ def test_after_a_failed_call_on_a_cluster_the_next_ones_fail_fast(cluster_client
     sleeper.join()  # answering again, but the backoff has not ended
     with pytest.raises(LimiterUnavailable, match="failing fast"):
         limiter.check(limits, now_ms=now_ms())
-    assert redis_breaker(cluster_client).is_open
+    assert redis_breaker(cluster_client, pending_key(customer_id)).is_open
+
+
+def test_a_stalled_master_fails_fast_only_the_customers_it_serves(cluster_client, settings):
+    """One breaker per node: while a master is down, the customers of the
+    other masters are served without a wait or a failure."""
+    settings.REDIS_DOWN_BACKOFF_SECONDS = 60
+    stalled, *others = customer_ids_on_each_master(cluster_client)
+    limiter = RedisLimiter(cluster_client)
+    sleeper = stall_master_of(cluster_client, stalled, 1)
+    with pytest.raises(LimiterUnavailable, match="[Tt]ime"):
+        limiter.check(make_limits(stalled), now_ms=now_ms())
+    for customer_id in others:
+        assert limiter.check(make_limits(customer_id), now_ms=now_ms()).admitted
+    with pytest.raises(LimiterUnavailable, match="failing fast"):
+        limiter.check(make_limits(stalled), now_ms=now_ms())
+    sleeper.join()
+
+
+def test_a_lost_reply_is_cancelled_on_its_own_node_without_failing_other_customers(cluster_client, settings):
+    settings.REDIS_DOWN_BACKOFF_SECONDS = 0.5
+    stalled, other, _ = customer_ids_on_each_master(cluster_client)
+    limiter, field = RedisLimiter(cluster_client), usage_field(0, 1, "echo")
+    sleeper = stall_master_of(cluster_client, stalled, 1)
+    with pytest.raises(LimiterUnavailable):
+        limiter.check(make_limits(stalled), now_ms=now_ms(), bill_field=field)
+    # The cancel of the lost check waits for its node; this customer's check does not.
+    assert limiter.check(make_limits(other), now_ms=now_ms(), bill_field=field).admitted
+    sleeper.join()  # the stalled node ran the check late: one unit counted
+    time.sleep(0.5)  # its breaker lets a call try again
+    assert limiter.check(make_limits(stalled), now_ms=now_ms(), bill_field=field).quota_used == 1
+    assert cluster_client.hget(pending_key(stalled), field) == b"1"
 
 
 def node_index(cluster, client, customer_id: int) -> int:

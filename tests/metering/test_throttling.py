@@ -9,7 +9,7 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apikeys.context import invalidate_key_contexts
+from apikeys.context import customer_key_contexts, invalidate_key_contexts
 from apikeys.services import api_key_create
 from plans.models import Customer, SubscriptionStatus
 from plans.services import tiers_sync
@@ -31,7 +31,7 @@ def set_limits(django_capture_on_commit_callbacks):
     def set_limits(customer, **fields):
         with django_capture_on_commit_callbacks(execute=True):
             Customer.objects.filter(pk=customer.pk).update(**fields)
-            invalidate_key_contexts()
+            invalidate_key_contexts(customer_key_contexts([customer.pk]))
 
     return set_limits
 

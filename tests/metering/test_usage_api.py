@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Sum
 
-from apikeys.context import invalidate_key_contexts, key_contexts
+from apikeys.context import customer_key_contexts, invalidate_key_contexts, key_contexts
 from apikeys.services import api_key_create
 from metering.flush import flush_usage
 from metering.keys import hour_of, usage_field
@@ -174,7 +174,7 @@ def test_a_customer_over_a_downgraded_quota_can_still_read_their_usage(
         key_client.get(ECHO)
     with django_capture_on_commit_callbacks(execute=True):
         Customer.objects.filter(pk=customer.pk).update(quota_override=2)
-        invalidate_key_contexts()
+        invalidate_key_contexts(customer_key_contexts([customer.pk]))
     assert key_client.get(ECHO).status_code == 429  # the downgrade is in force
     assert key_client.get(USAGE).status_code == 200
 
