@@ -99,7 +99,8 @@ def layout_errors(url: str, *, cluster: bool) -> list[checks.CheckMessage]:
 
 
 def redis_layout(app_configs, **kwargs) -> list[checks.CheckMessage]:
-    """The registered check (metering.apps), with DEBUG on or off."""
-    if not settings.REDIS_URL:
+    """The registered check (metering.apps), with DEBUG on or off. Behind
+    Sentinel, REDIS_URL names no server: the Sentinels found a master."""
+    if not settings.REDIS_URL or settings.REDIS_SENTINELS:
         return []
     return layout_errors(settings.REDIS_URL, cluster=settings.REDIS_CLUSTER)

@@ -238,6 +238,21 @@ if REDIS_CLUSTER and not REDIS_URL:
     raise ImproperlyConfigured("REDIS_CLUSTER=true needs REDIS_URL naming one of the cluster's nodes.")
 if REDIS_CLUSTER and urlparse(REDIS_URL).path.strip("/") not in ("", "0"):
     raise ImproperlyConfigured("A Redis Cluster has only database 0: end REDIS_URL with /0 or nothing.")
+# Redis Sentinel, the other high-availability layout: host:port of each
+# Sentinel, comma-separated; REDIS_URL then names the master by the name the
+# Sentinels monitor it under (redis://mymaster/0), and every connection asks
+# them where the master is now.
+REDIS_SENTINELS = []
+for sentinel in env.list("REDIS_SENTINELS", default=[]):
+    host, _, port = sentinel.rpartition(":")
+    if not host or not port.isdigit():
+        raise ImproperlyConfigured(f"REDIS_SENTINELS: {sentinel!r} is not host:port.")
+    REDIS_SENTINELS.append((host, int(port)))
+if REDIS_SENTINELS and (REDIS_CLUSTER or not REDIS_URL):
+    raise ImproperlyConfigured(
+        "REDIS_SENTINELS needs REDIS_URL naming the master by its Sentinel name (redis://mymaster/0), "
+        "and no REDIS_CLUSTER: they are two different layouts."
+    )
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -255,6 +270,17 @@ if REDIS_URL:
     if REDIS_CLUSTER:
         # django-redis has no cluster client: core.redis_cluster gives it RedisCluster.
         CACHES["default"]["OPTIONS"]["CONNECTION_FACTORY"] = "core.redis_cluster.ClusterConnectionFactory"
+    if REDIS_SENTINELS:
+        # Every command on the master, reads too (django-redis's SentinelClient
+        # would read from replicas): a version read must not lag its write.
+        CACHES["default"]["OPTIONS"].update(
+            CONNECTION_FACTORY="django_redis.pool.SentinelConnectionFactory",
+            SENTINELS=REDIS_SENTINELS,
+            SENTINEL_KWARGS={
+                "socket_timeout": REDIS_TIMEOUT_SECONDS,
+                "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+            },
+        )
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

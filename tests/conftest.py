@@ -27,6 +27,7 @@ from tests.redis_cluster import (  # noqa: F401 (Redis Cluster fixtures)
     redis_cluster,
     redis_layout,
 )
+from tests.redis_sentinel import on_redis_sentinel  # noqa: F401 (the Redis Sentinel fixture)
 from tests.utils import staff_user, view_permissions
 
 

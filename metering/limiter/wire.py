@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse, NoScriptError
+from redis.exceptions import InvalidResponse, NoScriptError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # redis-py (major, minor) versions tests/metering/test_limiter_wire.py passes on.
@@ -172,7 +172,14 @@ def _line_reply(connection, reply: bytes) -> bytes | int:
     if reply[:1] == b":":
         return int(reply[1:-2])
     if reply[:1] == b"-":  # the same exception classes redis-py's parser raises
-        raise connection._parser.parse_error(reply[1:-2].decode())
+        error = connection._parser.parse_error(reply[1:-2].decode())
+        if isinstance(error, ReadOnlyError):
+            # A master demoted by a failover (Redis Sentinel): as redis-py's
+            # Sentinel connection does, drop it; the next connect asks the
+            # Sentinels for the new master.
+            connection.disconnect()
+            raise RedisConnectionError("the Redis master is now a replica") from error
+        raise error
     # A reply of several lines: the command was not one for this reader. Drop
     # the connection (the rest of the reply may still be coming) and fail.
     connection.disconnect()

@@ -216,6 +216,30 @@ def test_redis_cluster_with_a_database_other_than_0_refuses_to_start():
     assert "ImproperlyConfigured: A Redis Cluster has only database 0" in result.stderr
 
 
+def test_redis_sentinels_put_the_cache_on_django_redis_sentinel_factory():
+    env = _production(REDIS_URL="redis://mymaster/0", REDIS_SENTINELS="10.0.0.7:26379,10.0.0.8:26379")
+    options = "CACHES['default']['OPTIONS']"
+    factory = "'django_redis.pool.SentinelConnectionFactory'"
+    assert _setting(f"{options}['CONNECTION_FACTORY']", **env) == factory
+    assert _setting(f"{options}['SENTINELS']", **env) == "[('10.0.0.7', 26379), ('10.0.0.8', 26379)]"
+
+
+def test_a_redis_sentinel_without_a_port_refuses_to_start():
+    result = _run(SETUP, **_production(REDIS_URL="redis://mymaster/0", REDIS_SENTINELS="10.0.0.7"))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: REDIS_SENTINELS: '10.0.0.7' is not host:port." in result.stderr
+
+
+@pytest.mark.parametrize("cluster", ["", "true"])
+def test_redis_sentinels_without_a_master_name_or_with_a_cluster_refuse_to_start(cluster):
+    env = _production(REDIS_SENTINELS="10.0.0.7:26379", REDIS_CLUSTER=cluster or "false")
+    if cluster:
+        env["REDIS_URL"] = "redis://mymaster/0"
+    result = _run(SETUP, **env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: REDIS_SENTINELS needs REDIS_URL naming the master" in result.stderr
+
+
 @pytest.mark.parametrize("name", ["SECRET_KEY", "API_KEY_PEPPER"])
 def test_a_secret_left_as_readmes_placeholder_refuses_to_start(name):
     result = _run(SETUP, **_production(**{name: "<50+ random characters>"}))
