@@ -232,6 +232,10 @@ REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=0.2)
 # After a failed call, each process fails Redis calls at once for this long,
 # then lets one request probe: serving resumes this soon after Redis answers.
 REDIS_DOWN_BACKOFF_SECONDS = env.float("REDIS_DOWN_BACKOFF_SECONDS", default=1.0)
+# Replicas that must hold a billed request's unit before it is served (WAIT:
+# metering.limiter.replication). 0 on one Redis; 1 behind Sentinel or on a
+# cluster so that a failover loses no billed request.
+REDIS_REPLICA_ACKS = env.int("REDIS_REPLICA_ACKS", default=0)
 # REDIS_URL names one node of a Redis Cluster (the client discovers the rest).
 REDIS_CLUSTER = env.bool("REDIS_CLUSTER", default=False)
 if REDIS_CLUSTER and not REDIS_URL:

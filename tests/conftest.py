@@ -26,6 +26,7 @@ from tests.redis_cluster import (  # noqa: F401 (Redis Cluster fixtures)
     private_redis_cluster,
     redis_cluster,
     redis_layout,
+    replicated_redis_cluster,
 )
 from tests.redis_sentinel import on_redis_sentinel  # noqa: F401 (the Redis Sentinel fixture)
 from tests.utils import staff_user, view_permissions

@@ -134,21 +134,32 @@ def _cluster_ok(port: int) -> bool:
     return "cluster_state:ok" in _cluster_info(port)
 
 
-def start_cluster() -> LocalCluster:
+def _synced(port: int) -> bool:
+    """A master, or a replica whose link to its master is up."""
+    command = ["redis-cli", "-p", str(port), "info", "replication"]
+    info = subprocess.run(command, capture_output=True, text=True).stdout
+    return "role:master" in info or "master_link_status:up" in info
+
+
+def start_cluster(replicas_per_master: int = 0) -> LocalCluster:
+    """MASTERS masters, each with `replicas_per_master` replicas, all synced."""
     directory = Path(tempfile.mkdtemp(prefix="redis-cluster-"))
-    ports = free_ports(MASTERS)
+    ports = free_ports(MASTERS * (1 + replicas_per_master))
     cluster = LocalCluster(ports, directory, [_start_node(port, directory) for port in ports])
     try:
         for port in ports:
             _wait_for(lambda port=port: _answers(port), f"node {port} did not answer")
         nodes = [f"127.0.0.1:{port}" for port in ports]
         subprocess.run(
-            ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+            ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", str(replicas_per_master)]
+            + ["--cluster-yes"],
             check=True,
             capture_output=True,
         )
         for port in ports:
             _wait_for(lambda port=port: _cluster_ok(port), f"node {port} did not report cluster_state:ok")
+        for port in ports:
+            _wait_for(lambda port=port: _synced(port), f"node {port} did not sync with its master")
     except BaseException:
         cluster.stop()
         raise
@@ -196,6 +207,17 @@ def private_redis_cluster(settings):
     """A cluster of the test's own, whose nodes it may stop, with the default
     cache on it."""
     cluster = start_cluster()
+    use_cluster(settings, cluster)
+    yield cluster
+    cluster.stop()
+    breakers_reset()
+
+
+@pytest.fixture
+def replicated_redis_cluster(settings):
+    """A cluster of the test's own whose masters have two replicas each (one
+    left after a failover), with the default cache on it."""
+    cluster = start_cluster(replicas_per_master=2)
     use_cluster(settings, cluster)
     yield cluster
     cluster.stop()

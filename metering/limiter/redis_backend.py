@@ -47,6 +47,7 @@ from .contract import (
     idempotency_claim_ms,
     idempotency_ttl_seconds,
 )
+from .replication import replica_acks, run_replicated
 from .wire import LineScript, Prepared
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,8 @@ class RedisLimiter:
         args = (now_ms, cost, -1 if seed is None else seed, bill_field or "")
         witness = f"{_witness_slot()}|{os.urandom(4).hex()}" if bill_field else ""
         try:
-            reply = self._run(limits.redis_keys[0], self._check, prepared, args, witness)
+            key = limits.redis_keys[0]
+            reply = self._run(key, self._check, prepared, args, witness, key)
         except LimiterUnavailable as error:
             if witness and error.maybe_ran:
                 _, quota_key, pending_key = limits.redis_keys
@@ -151,8 +153,14 @@ class RedisLimiter:
             raise LimiterUnavailable("the check reached Redis after its deadline")
         return Decision(limits, now_ms, _REASONS[int(reason)], int(used), int(remaining), int(wait_ms))
 
-    def _check(self, client, prepared: Prepared, args: tuple, witness: str):
-        return _check_script(client, prepared, (*args, self._clock.deadline_ms(client), witness))
+    def _check(self, client, prepared: Prepared, args: tuple, witness: str, key: str):
+        args = (*args, self._clock.deadline_ms(client), witness)
+        if witness and replica_acks():
+            # A billed check: served only once replicas hold its unit.
+            items = (*prepared.items, *args)
+            queue = lambda pipeline: pipeline.execute_command(*items)  # noqa: E731
+            return run_replicated(client, key, queue, CHECK_AND_RESERVE)
+        return _check_script(client, prepared, args)
 
     def _prepare(self, limits: Limits) -> Prepared:
         """check_and_reserve's keys and the arguments that stay the same all
@@ -208,12 +216,13 @@ class RedisLimiter:
             args = [*args, self._clock.deadline_ms(client)]
         return script(keys=keys, args=args, client=client)
 
-    def _cancel_unanswered(self, client) -> set[Breaker]:
+    def _cancel_unanswered(self, client, allowed: Breaker) -> set[Breaker]:
         """Undo the checks whose reply never came, if they ran (their witness
         says so). A cancel is idempotent: one cut short is kept and sent again
         before a later call. Each goes to its own node, so on Redis Cluster a
-        node still down delays only its own cancels. Returns the breakers of
-        the nodes that failed."""
+        node still down delays only its own cancels. `allowed`: the breaker
+        that already let this call through (a probe asks only once). Returns
+        the breakers of the nodes that failed."""
         found = sent = 0
         failed = set()
         for _ in range(len(self._unanswered)):
@@ -225,10 +234,10 @@ class RedisLimiter:
             breaker = None
             try:
                 breaker = redis_breaker(client, check.quota_key)
-                if breaker in failed or not breaker.allow():
+                if breaker in failed or (breaker is not allowed and not breaker.allow()):
                     self._unanswered.append(check)
                     continue
-                found += self._script(client, CANCEL_CHECK, keys, args, deadline=False)
+                found += self._cancel(client, keys, args)
             except REDIS_UNAVAILABLE as error:
                 self._unanswered.append(check)
                 if breaker is not None:
@@ -241,6 +250,17 @@ class RedisLimiter:
             logger.warning("%d of %d checks whose reply was lost had run: cancelled, unbilled", found, sent)
         return failed
 
+    def _cancel(self, client, keys: list, args: list) -> int:
+        if not replica_acks():
+            return self._script(client, CANCEL_CHECK, keys, args, deadline=False)
+        # Kept until replicas have it too: were the master lost before they
+        # did, its successor would still hold the check (and its witness).
+        script = self._scripts.get(CANCEL_CHECK) or client.register_script(CANCEL_CHECK)
+        self._scripts[CANCEL_CHECK] = script
+        return run_replicated(
+            client, keys[0], lambda pipeline: script(keys=keys, args=args, client=pipeline), CANCEL_CHECK
+        )
+
     def _run(self, key: str, call, *args):
         """`call(client, *args)` for a call on `key`'s slot, with Redis out of
         reach raised as LimiterUnavailable: at once while the breaker says its
@@ -250,7 +270,7 @@ class RedisLimiter:
             client, breaker = self._client_and_breaker(key)
             if not breaker.allow():
                 raise LimiterUnavailable(f"{breaker.name} is down: failing fast")
-            if self._unanswered and breaker in self._cancel_unanswered(client):
+            if self._unanswered and breaker in self._cancel_unanswered(client, breaker):
                 raise LimiterUnavailable(f"{breaker.name} is down: failing fast")
             result = call(client, *args)
         except REDIS_UNAVAILABLE as error:

@@ -236,3 +236,30 @@ def test_with_the_node_in_redis_url_down_at_start_the_api_answers_503_not_500(se
         breakers_reset()
     assert response.status_code == 503, response.content
     assert health.status_code == 503
+
+
+def test_with_replica_acks_a_killed_master_loses_no_billed_request(
+    replicated_redis_cluster, settings, key_client, customer
+):
+    """REDIS_REPLICA_ACKS=1: each 200 was served once a replica held its unit,
+    so the replica promoted after the master's SIGKILL has every one; the
+    limiter follows the slot to it. Meanwhile 503s, each within a second."""
+    settings.REDIS_REPLICA_ACKS = 1
+    settings.REDIS_DOWN_BACKOFF_SECONDS = 0.2
+    echo = "/api/v1/echo?msg=failover"
+    statuses = [key_client.get(echo).status_code for _ in range(5)]
+    assert statuses == [200] * 5
+    client = get_redis_connection("default")
+    replicated_redis_cluster.kill(node_index(replicated_redis_cluster, client, customer.pk))
+    after, deadline = [], time.monotonic() + 30
+    while time.monotonic() < deadline and (503 not in after or after[-3:] != [200] * 3):
+        started = time.monotonic()
+        after.append(key_client.get(echo).status_code)
+        assert time.monotonic() - started < 1.0, "a request waited on Redis"
+        time.sleep(0.02)
+    assert 503 in after and after[-3:] == [200] * 3, after[-10:]
+    assert set(after) == {200, 503}
+    statuses += after
+    flush_usage()
+    billed = UsageRecord.objects.filter(customer=customer).aggregate(total=Sum("count"))["total"]
+    assert billed == statuses.count(200)

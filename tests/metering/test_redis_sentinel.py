@@ -2,6 +2,7 @@
 through the master the Sentinel names, and across a failover: 503s while
 there is no master, never a 500, and every 200 billed once."""
 
+import signal
 import time
 
 import pytest
@@ -83,3 +84,37 @@ def test_a_demoted_master_on_the_limiters_own_connection_is_redis_out_of_reach(o
     command = ("SET", "metering:probe", "1")
     with pytest.raises(RedisConnectionError, match="now a replica"):
         wire.send_line(replica, wire.pack(*command), command)
+
+
+def test_with_replica_acks_a_request_is_served_once_the_replica_holds_its_unit(
+    on_redis_sentinel, key_client, customer, settings
+):
+    settings.REDIS_REPLICA_ACKS = 1
+    assert key_client.get(ECHO).status_code == 200
+    replica = redis.Redis(port=on_redis_sentinel.replica_port)
+    assert replica.keys("metering:v1:usage:*")  # no wait: the unit was there before the 200
+    assert billed(customer) == 1
+
+
+def test_with_replica_acks_and_no_replica_answering_a_request_is_a_503_and_never_billed(
+    on_redis_sentinel, key_client, customer, settings
+):
+    settings.REDIS_REPLICA_ACKS = 1
+    settings.REDIS_DOWN_BACKOFF_SECONDS = 0.1
+    assert key_client.get(ECHO).status_code == 200
+    replica = on_redis_sentinel.processes[on_redis_sentinel.replica_port]
+    replica.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        response = key_client.get(ECHO)
+        assert time.monotonic() - started < 1.0
+    finally:
+        replica.send_signal(signal.SIGCONT)
+    assert response.status_code == 503
+    assert response.json()["error"] == "rate_limiter_unavailable"
+    on_redis_sentinel.wait_replicated()
+    time.sleep(0.2)  # the backoff: the next request probes Redis again
+    served = key_client.get(ECHO)  # its check first cancels the unanswered one
+    assert served.status_code == 200
+    assert int(served["RateLimit-Remaining"]) == int(served["RateLimit-Limit"]) - 2
+    assert billed(customer) == 2
