@@ -24,7 +24,8 @@ bounded in time (about 1 minute). Environment: BENCH_CLUSTER_DATABASE_URL
 (default postgres://postgres@127.0.0.1:5432/saas_benchcluster, created and
 migrated when missing), BENCH_CLUSTER_THREADS (client threads during the
 failover, 12), BENCH_CLUSTER_REPLICA_ACKS (1; 0 for asynchronous replication
-alone, which can lose billed units in a failover).
+alone, which can lose billed units in a failover), BENCH_CLUSTER_REPLICAS
+(per master: 2 with acks, else 1).
 """
 
 import http.client
@@ -60,7 +61,7 @@ REPLICA_ACKS = os.environ.get("BENCH_CLUSTER_REPLICA_ACKS", "1")
 MASTERS = 3
 # A master whose units wait for a replica needs two: after its failover the
 # promoted replica keeps one, else every billed request of its slots is a 503.
-REPLICAS = MASTERS * (1 + min(int(REPLICA_ACKS), 1))
+REPLICAS = MASTERS * int(os.environ.get("BENCH_CLUSTER_REPLICAS", 1 + min(int(REPLICA_ACKS), 1)))
 WEB_NODES = 3
 BUS_OFFSET = 10_000
 HIGHEST_PORT = 45_535 - 1  # so that every bus port stays below 55535
@@ -421,6 +422,7 @@ def failover(
     load, other_load = Load(client), Load(other_client, NEIGHBOUR_THREADS)
     load.start()
     other_load.start()
+    load_started = time.monotonic()
     try:
         time.sleep(STEADY_SECONDS)
         victim = cluster.owner_of(f"{{c{customer_id}}}")
@@ -459,6 +461,8 @@ def failover(
     first_200_after = min((s for status, s, _ in after_kill if status == 200 and s >= last_503), default=None)
     return {
         "requests": len(load.samples),
+        "steady_rate": sum(1 for s, _, ended in load.samples if s == 200 and ended < killed_at)
+        / (killed_at - load_started),
         "statuses": Counter(status for status, _, _ in load.samples),
         "after_kill": Counter(status for status, _, _ in after_kill),
         "503_span": span,
@@ -538,7 +542,9 @@ def main() -> None:
     def counts(counter: Counter) -> str:
         return " ".join(f"{code}:{count}" for code, count in sorted(counter.items()))
 
-    exact = burst.get(200, 0) == QUOTA and burst.get(429, 0) == CONCURRENT - QUOTA
+    # Exactly the quota admitted; a 503 (Redis slower than its timeout on a
+    # loaded machine: the check is cancelled, fail-closed) is not an admission.
+    exact = burst.get(200, 0) == QUOTA and burst.get(429, 0) + burst.get(503, 0) == CONCURRENT - QUOTA
     first_failure = outcome["first_failure_after_kill"]
     rows = [
         (f"{CONCURRENT} concurrent, quota {QUOTA}, 3 nodes", counts(burst), "exact" if exact else "WRONG"),
@@ -547,6 +553,7 @@ def main() -> None:
             f"{outcome['requests']} requests: {counts(outcome['statuses'])}",
             "",
         ),
+        ("  before the kill", f"{outcome['steady_rate']:.0f} 200s/s", ""),
         ("  after the kill", counts(outcome["after_kill"]), ""),
         (
             f"  a customer on another master ({NEIGHBOUR_THREADS} threads)",
