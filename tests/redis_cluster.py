@@ -80,15 +80,21 @@ class LocalCluster:
         _wait_for(lambda: f"cluster_state:{state}" in _cluster_info(port), f"node {port} never said {state}")
 
     def stop(self) -> None:
-        for process in self.processes:
+        stop_servers(self.processes, self.directory)
+
+
+def stop_servers(processes, directory: Path) -> None:
+    """Stop redis-server processes (those still running) and remove their directory."""
+    for process in processes:
+        if process.poll() is None:
             process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        shutil.rmtree(self.directory, ignore_errors=True)
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _start_node(port: int, directory: Path) -> subprocess.Popen:

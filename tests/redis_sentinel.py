@@ -7,7 +7,6 @@ key-context cache, the flush and cost samples) at it, as saas.settings does
 for REDIS_SENTINELS; the test may fail the master over or kill it.
 """
 
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -21,7 +20,7 @@ from django.conf import settings
 
 from core.breaker import breakers_reset
 
-from .redis_cluster import free_ports
+from .redis_cluster import free_ports, stop_servers
 
 STARTUP_SECONDS = 30
 
@@ -89,16 +88,7 @@ class LocalSentinel:
         return port
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        stop_servers(self.processes.values(), self.directory)
 
 
 def _start(port: int, directory: Path, *arguments: str) -> subprocess.Popen:
