@@ -42,7 +42,7 @@ class TierValuesForm(forms.ModelForm):
 def _apply_form(model_admin, request, proposed: Tier):
     """The admin's own change form for the tier, holding the proposed values."""
     form_class = model_admin.get_form(request, proposed, change=True)
-    return form_class(instance=proposed)
+    return form_class(instance=proposed, auto_id=False)  # no second id="id_price" on the page
 
 
 def what_if_view(request, model_admin):
