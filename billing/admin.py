@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.db.models import Count
+from django.urls import path
+from django.views.decorators.http import require_safe
 
 from apikeys.admin import InvalidatesKeyContexts
 from apikeys.context import customer_key_contexts, tier_key_contexts
@@ -20,6 +22,7 @@ from .models import (
 )
 from .queueing import APPLY_STRIPE_EVENT, RUN_STRIPE_SYNC, queue_after_commit
 from .sync import catalog_sync_queue
+from .what_if_admin import what_if_view
 
 
 @admin.register(Tier)
@@ -60,6 +63,16 @@ class TierAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
         ("Limits", {"fields": ("quota", "quota_period", "burst")}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
+
+    def get_urls(self):
+        # Before the model's own URLs, whose "<path:object_id>/" would take it.
+        view = self.admin_site.admin_view(require_safe(self.what_if_view))
+        return [path("what-if/", view, name="plans_tier_what_if"), *super().get_urls()]
+
+    def what_if_view(self, request):
+        """A proposed price, quota, burst or overage price against the last
+        30 days of usage (billing.what_if_admin); linked from the tier pages."""
+        return what_if_view(request, self)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if request.method == "GET":
