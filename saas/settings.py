@@ -462,9 +462,25 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# Every record reaches the one console handler on the root logger. Django's
+# own default config gives the "django" logger a console handler of its own
+# (with DEBUG on) that also propagates to the root, which printed each of its
+# lines twice under `make run`; it is replaced here by the admins' email alone.
+# runserver's access lines ("django.server") keep Django's handler and format
+# and do not propagate. LOG_LEVEL governs both.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "filters": ["require_debug_false"],
+            "level": "ERROR",
+        },
+    },
+    "loggers": {"django": {"handlers": ["mail_admins"], "level": LOG_LEVEL}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
