@@ -160,6 +160,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Django's bodiless 405 becomes a page (or JSON for the API); after the
+    # session, user and messages, which the page's layout reads.
+    "saas.middleware.MethodNotAllowedPageMiddleware",
     "metering.middleware.MeteringMiddleware",
 ]
 
