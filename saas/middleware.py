@@ -49,7 +49,12 @@ class MethodNotAllowedPageMiddleware:
         response = self.get_response(request)
         if not isinstance(response, HttpResponseNotAllowed):
             return response
-        page = method_not_allowed(request, allowed=response["Allow"])
+        try:
+            page = method_not_allowed(request, allowed=response["Allow"])
+        except DATABASE_UNREACHABLE_ERRORS:
+            # The page's layout reads the session and the user; a view's own
+            # errors are caught by DatabaseUnavailableMiddleware, this one is not.
+            return database_unavailable(request)
         # Django logs the refusal once, from the decorator or as the response
         # leaves; the page carries on whichever the bodiless response had.
         page._has_been_logged = getattr(response, "_has_been_logged", False)

@@ -3,6 +3,8 @@ one; the API keeps answering JSON."""
 
 import pytest
 
+from tests.faults.postgres import default_connection_through, postgres_proxy
+
 from .pages import text
 
 
@@ -49,3 +51,15 @@ def test_the_refusal_is_logged_once(alice_client, caplog):
     alice_client.get("/dashboard/keys/")
     refusals = [record for record in caplog.records if record.getMessage().startswith("Method Not Allowed")]
     assert [record.getMessage() for record in refusals] == ["Method Not Allowed (GET): /dashboard/keys/"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_database_down_a_signed_in_wrong_method_answers_503_not_500(client, customer):
+    # The pricing page refuses a POST before it reads anything; the 405 page's
+    # layout reads the session and the user, which is where the database is missed.
+    client.force_login(customer.user)
+    with postgres_proxy() as proxy, default_connection_through(proxy):
+        proxy.refuse()
+        response = client.post("/pricing/")
+    assert response.status_code == 503
+    assert b"Temporarily unavailable" in response.content
