@@ -45,6 +45,7 @@ run: export DEBUG ?= true
 run: install vendor
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py sync_tiers
+	@$(BIN)/python manage.py next_steps --port $(PORT)
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 # The browser tests (tests/web/test_browser.py) drive Debian's chromium through

@@ -160,6 +160,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Django's bodiless 405 becomes a page (or JSON for the API); after the
+    # session, user and messages, which the page's layout reads.
+    "saas.middleware.MethodNotAllowedPageMiddleware",
     "metering.middleware.MeteringMiddleware",
 ]
 
@@ -462,9 +465,25 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# Every record reaches the one console handler on the root logger. Django's
+# own default config gives the "django" logger a console handler of its own
+# (with DEBUG on) that also propagates to the root, which printed each of its
+# lines twice under `make run`; it is replaced here by the admins' email alone.
+# runserver's access lines ("django.server") keep Django's handler and format
+# and do not propagate. LOG_LEVEL governs both.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "filters": ["require_debug_false"],
+            "level": "ERROR",
+        },
+    },
+    "loggers": {"django": {"handlers": ["mail_admins"], "level": LOG_LEVEL}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

@@ -45,6 +45,17 @@ def page_not_found(request, exception=None):
     return render(request, "404.html", status=404)
 
 
+def method_not_allowed(request, *, allowed: str):
+    """405 with the Allow header of the view that refused the method."""
+    detail = f'Method "{request.method}" not allowed.'
+    if _wants_json(request):
+        response = JsonResponse(error_body("method_not_allowed", detail), status=405)
+    else:
+        response = render(request, "405.html", {"allowed": allowed}, status=405)
+    response["Allow"] = allowed
+    return response
+
+
 def server_error(request):
     if _wants_json(request):
         return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)

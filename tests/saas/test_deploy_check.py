@@ -1,4 +1,4 @@
-"""`manage.py check --deploy` with the production environment README.md
+"""`manage.py check --deploy` with the production environment docs/deployment.md
 documents: the sample a deployment copies passes Django's deployment checks
 and ours, with no warning."""
 
@@ -18,9 +18,9 @@ PLACEHOLDER = re.compile(r"^<.*>$")
 
 
 def documented_environment() -> dict[str, str]:
-    """The variables of README's production sample; each `<placeholder>` gets a fresh random value."""
-    readme = (settings.BASE_DIR / "README.md").read_text()
-    blocks = re.findall(r"```[a-z]*\n(.*?)```", readme, flags=re.DOTALL)
+    """The variables of the documented production sample; each `<placeholder>` gets a fresh random value."""
+    guide = (settings.BASE_DIR / "docs" / "deployment.md").read_text()
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", guide, flags=re.DOTALL)
     sample = next(block for block in blocks if block.startswith(SAMPLE_START))
     environment = {}
     for line in sample.splitlines():
@@ -34,7 +34,7 @@ def documented_environment() -> dict[str, str]:
 
 @pytest.fixture
 def persistent_redis(tmp_path):
-    """A private redis-server with AOF, as README asks production's to be."""
+    """A private redis-server with AOF, as docs/deployment.md asks production's to be."""
     server = RedisServer(tmp_path, persistence=("--appendonly", "yes", "--appendfsync", "everysec"))
     server.start()
     yield server
