@@ -54,3 +54,12 @@ def test_the_operator_dashboard_writes_mrr_and_prices_as_money(admin_client, def
     page = text(admin_client.get("/admin/dashboard/", headers={"Accept-Language": "en-US"}))
     assert "Pro $29.00/mo" in page
     assert "MRR (USD) $0.00" in page
+
+
+def test_the_tier_list_in_admin_shows_prices_as_money(admin_client, default_tiers, settings):
+    settings.LANGUAGE_CODE = "en-us"
+    Tier.objects.filter(slug="pro").update(overage_price_per_1000=Decimal("0.5"))
+    page = text(admin_client.get("/admin/plans/tier/"))
+    assert "Pro $29.00" in page
+    assert "$0.50" in page
+    assert "hard limit" in page
