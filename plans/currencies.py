@@ -12,7 +12,7 @@ from decimal import Decimal
 from babel import Locale, UnknownLocaleError
 from babel.numbers import format_currency
 from django.conf import settings
-from django.utils.translation import to_locale
+from django.utils.translation import get_language_from_request, to_locale
 
 # https://docs.stripe.com/currencies#zero-decimal
 ZERO_DECIMAL = frozenset(
@@ -34,6 +34,20 @@ def minor_units_per_unit(currency: str) -> int:
 def plain(amount: Decimal) -> str:
     """`amount` without trailing zeros and never in exponent form ("10", not "1E+1")."""
     return format(amount.normalize(), "f")
+
+
+def visitor_locale(request) -> str:
+    """The locale money is written in for this visitor: the language their
+    browser asks for first among those Django knows (Accept-Language, or the
+    language cookie), else LANGUAGE_CODE.
+
+    Only money follows it: the pages are written in English, so the language
+    is not activated (Django's and allauth's own strings would switch
+    language in the middle of an English page).
+    """
+    if request is None:
+        return settings.LANGUAGE_CODE
+    return get_language_from_request(request)
 
 
 def _babel_locale(locale: str) -> Locale:

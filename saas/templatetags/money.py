@@ -1,10 +1,8 @@
 from decimal import Decimal
 
 from django import template
-from django.conf import settings
-from django.utils.translation import get_language_from_request
 
-from plans.currencies import money_format
+from plans.currencies import money_format, visitor_locale
 
 register = template.Library()
 
@@ -18,20 +16,6 @@ def money(value) -> str:
     value = Decimal(value)
     cents = value.quantize(Decimal("0.01"))
     return f"{cents}" if cents == value else f"{value.normalize():f}"
-
-
-def visitor_locale(request) -> str:
-    """The locale money is written in for this visitor: the language their
-    browser asks for first among those Django knows (Accept-Language, or the
-    language cookie), else LANGUAGE_CODE.
-
-    Only money follows it: the pages are written in English, so the language
-    is not activated (Django's and allauth's own strings would switch
-    language in the middle of an English page).
-    """
-    if request is None:
-        return settings.LANGUAGE_CODE
-    return get_language_from_request(request)
 
 
 @register.simple_tag(takes_context=True)
