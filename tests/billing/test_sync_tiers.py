@@ -207,7 +207,7 @@ def test_it_says_what_differs_from_the_file_and_that_it_kept_the_stored_values(d
     )
     assert "unchanged tier enterprise" in output
     assert "0 created, 0 updated, 2 kept, 1 unchanged" in output
-    assert "--force" in output
+    assert output.rstrip().endswith("To overwrite them with the file: python manage.py sync_tiers --force")
 
 
 def test_it_still_creates_the_tiers_that_are_missing(default_tiers, tmp_path):

@@ -11,6 +11,8 @@ from plans.models import Tier
 from plans.services import TierAction, tiers_sync
 from plans.tiers_file import TiersFileError, read_tiers_file
 
+DEFAULT_FILE = str(settings.BASE_DIR / "tiers.toml")
+
 
 class Command(BaseCommand):
     help = (
@@ -24,7 +26,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("file", nargs="?", default=str(settings.BASE_DIR / "tiers.toml"))
+        parser.add_argument("file", nargs="?", default=DEFAULT_FILE)
         parser.add_argument(
             "--force",
             action="store_true",
@@ -49,7 +51,8 @@ class Command(BaseCommand):
         if counts[TierAction.KEPT]:
             self.stdout.write(
                 "Kept tiers keep their stored values (edited in admin since?). To overwrite them "
-                f"with the file: python manage.py sync_tiers --force {file}"
+                "with the file: python manage.py sync_tiers --force"
+                + ("" if file == DEFAULT_FILE else f" {file}")
             )
         if is_configured():
             self._sync_stripe_catalog([change.slug for change in changes])
