@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.db.models import Count
@@ -9,6 +10,7 @@ from apikeys.context import customer_key_contexts, tier_key_contexts
 from apikeys.models import APIKey
 from metering.reports import tier_margin_warning
 from metering.selectors import pending_units
+from plans.currencies import money_format
 from plans.models import Customer, Tier
 
 from .models import (
@@ -30,12 +32,11 @@ class TierAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
     list_display = (
         "slug",
         "name",
-        "price",
-        "currency",
+        "price_shown",
         "quota",
         "quota_period",
         "burst",
-        "overage_price_per_1000",
+        "overage_price_shown",
         "is_public",
         "is_active",
         "display_order",
@@ -95,6 +96,18 @@ class TierAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_customer_count=Count("customers"))
+
+    # In the site's LANGUAGE_CODE: admin has no visitor locale (its language
+    # is not switched per request, see saas.templatetags.money).
+    @admin.display(description="price", ordering="price")
+    def price_shown(self, tier):
+        return money_format(tier.price, tier.currency, locale=settings.LANGUAGE_CODE)
+
+    @admin.display(description="overage per 1,000", ordering="overage_price_per_1000")
+    def overage_price_shown(self, tier):
+        if not tier.has_overage:
+            return "hard limit"
+        return money_format(tier.overage_price_per_1000, tier.currency, locale=settings.LANGUAGE_CODE)
 
     @admin.display(description="customers", ordering="_customer_count")
     def customer_count(self, tier):

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apikeys.context import customer_key_contexts, invalidate_key_contexts
 from core.errors import error_body
+from plans.currencies import money_format, visitor_locale
 from plans.models import ENDED, Customer, Tier
 from plans.services import customer_ensure
 
@@ -167,7 +168,8 @@ def spending_cap(request):
     if cap is None:
         messages.success(request, "Overage has no cap now.")
     else:
-        messages.success(request, f"Overage is capped at {cap} {customer.tier.currency.upper()} a month.")
+        shown = money_format(cap, customer.tier.currency, locale=visitor_locale(request))
+        messages.success(request, f"Overage is capped at {shown} a month.")
     return _dashboard()
 
 

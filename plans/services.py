@@ -1,6 +1,8 @@
 """Writes for tiers and customers."""
 
 from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -9,6 +11,7 @@ from django.db import transaction
 
 from core.errors import AppError
 
+from .currencies import plain
 from .models import Customer, Tier
 from .signals import limits_changed
 from .tiers_file import TiersFileError
@@ -25,17 +28,44 @@ class InvalidEmail(AppError):
     code = "invalid_email"
 
 
+class TierAction(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"  # overwritten with the declaration (force)
+    KEPT = "kept"  # differs from the declaration; the stored values stay
+    UNCHANGED = "unchanged"
+
+
+def _shown(value) -> str:
+    """A field's value as the diff prints it: prices as written in admin."""
+    if value is None:
+        return "none"
+    if isinstance(value, Decimal):
+        cents = value.quantize(Decimal("0.01"))
+        return str(cents) if cents == value else plain(value)
+    return str(value)
+
+
 @dataclass
 class TierChange:
     slug: str
-    action: str  # "created", "updated" or "unchanged"
-    changes: dict[str, tuple] = field(default_factory=dict)  # field -> (old, new)
+    action: TierAction
+    # field -> (stored, declared): the stored value before an update, or the
+    # one kept.
+    changes: dict[str, tuple] = field(default_factory=dict)
 
     def describe(self) -> str:
-        if self.action != "updated":
-            return f"{self.action} tier {self.slug}"
-        diffs = ", ".join(f"{name} {old!s} -> {new!s}" for name, (old, new) in self.changes.items())
-        return f"updated tier {self.slug}: {diffs}"
+        if self.action == TierAction.UPDATED:
+            diffs = ", ".join(
+                f"{name} {_shown(old)} -> {_shown(new)}" for name, (old, new) in self.changes.items()
+            )
+            return f"updated tier {self.slug}: {diffs}"
+        if self.action == TierAction.KEPT:
+            diffs = ", ".join(
+                f"{name} {_shown(stored)} (file: {_shown(declared)})"
+                for name, (stored, declared) in self.changes.items()
+            )
+            return f"kept tier {self.slug} (differs from the file): {diffs}"
+        return f"{self.action} tier {self.slug}"
 
 
 def _validation_messages(slug: str, error: ValidationError) -> list[str]:
@@ -46,42 +76,58 @@ def _validation_messages(slug: str, error: ValidationError) -> list[str]:
     ]
 
 
-def _prepare_tier(slug: str, declared: dict) -> tuple[Tier, TierChange]:
-    """Apply the declared values to the tier (new or existing) and validate it."""
+def _prepare_tier(slug: str, declared: dict, *, force: bool) -> tuple[Tier, TierChange]:
+    """Apply the declared values to the tier (new or existing) and validate
+    them, whether or not they will be saved: a bad declaration is refused
+    even for a tier that is kept."""
     tier = Tier.objects.select_for_update().filter(slug=slug).first()
-    created = tier is None
-    tier = tier or Tier(slug=slug)
+    if tier is None:
+        tier = Tier(slug=slug)
+        _apply(tier, declared)
+        return tier, TierChange(slug=slug, action=TierAction.CREATED)
     before = {name: getattr(tier, name) for name in declared}
-    for name, value in declared.items():
-        setattr(tier, name, value)
-    tier.full_clean()  # also turns "29.00" into Decimal and checks DB constraints
+    _apply(tier, declared)
     changes = {
         name: (before[name], getattr(tier, name)) for name in declared if before[name] != getattr(tier, name)
     }
-    action = "created" if created else ("updated" if changes else "unchanged")
-    return tier, TierChange(slug=slug, action=action, changes={} if created else changes)
+    if not changes:
+        return tier, TierChange(slug=slug, action=TierAction.UNCHANGED)
+    return tier, TierChange(
+        slug=slug, action=TierAction.UPDATED if force else TierAction.KEPT, changes=changes
+    )
+
+
+def _apply(tier: Tier, declared: dict) -> None:
+    for name, value in declared.items():
+        setattr(tier, name, value)
+    tier.full_clean()  # also turns "29.00" into Decimal and checks DB constraints
 
 
 @transaction.atomic
-def tiers_sync(*, declared_tiers: dict[str, dict]) -> list[TierChange]:
-    """Upsert tiers from declarations (slug -> fields). All or nothing.
+def tiers_sync(*, declared_tiers: dict[str, dict], force: bool = False) -> list[TierChange]:
+    """Create the declared tiers (slug -> fields) that do not exist. All or nothing.
 
-    Fields a declaration leaves out keep their stored value, so an operator's
-    admin edits of other fields (and a synced stripe_price_id) survive.
-    Raises TiersFileError listing every problem; nothing is written then.
+    A tier that exists is never overwritten unless `force`: an operator may
+    have edited it in admin since, and a deploy or `make run` must not undo
+    that silently. Its differences are returned (action KEPT) for the caller
+    to print. With `force` the declared fields are written (UPDATED) and
+    limits_changed is sent for those tiers. Fields a declaration leaves out
+    are never touched (the tiers file declares its own defaults, see
+    plans.tiers_file). Raises TiersFileError listing every problem; nothing
+    is written then.
     """
     prepared, problems = [], []
     for slug, declared in declared_tiers.items():
         try:
-            prepared.append(_prepare_tier(slug, declared))
+            prepared.append(_prepare_tier(slug, declared, force=force))
         except ValidationError as error:
             problems += _validation_messages(slug, error)
     if problems:
         raise TiersFileError("\n".join(problems))
     for tier, change in prepared:
-        if change.action != "unchanged":
+        if change.action in (TierAction.CREATED, TierAction.UPDATED):
             tier.save()
-    updated = [tier for tier, change in prepared if change.action == "updated"]
+    updated = [tier for tier, change in prepared if change.action == TierAction.UPDATED]
     if updated:
         limits_changed.send(sender=Tier, tiers=updated)
     return [change for _, change in prepared]

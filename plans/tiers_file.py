@@ -31,6 +31,16 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "is_active": (bool,),
     "display_order": (int,),
 }
+# What an optional field left out of a table means. Every optional field but
+# stripe_price_id has one, so a forced sync leaves no admin value of a field
+# the file does not name (no mix of both: "absent" overage is a hard limit).
+# stripe_price_id has none: the Stripe catalog sync sets it.
+ABSENT_MEANS: dict[str, object] = {
+    "overage_price_per_1000": None,
+    "is_public": True,
+    "is_active": True,
+    "display_order": 0,
+}
 TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
@@ -86,7 +96,10 @@ def parse_tiers(text: str, source: str = "tiers file") -> dict[str, dict]:
     problems = [problem for slug, table in tiers.items() for problem in check_tier_table(slug, table)]
     if problems:
         raise TiersFileError("\n".join(problems))
-    return tiers
+    return {
+        slug: table | {k: v for k, v in ABSENT_MEANS.items() if k not in table}
+        for slug, table in tiers.items()
+    }
 
 
 def read_tiers_file(path: Path) -> dict[str, dict]:

@@ -8,6 +8,7 @@ by allauth's rate limits as the account login is, in the same counters.
 
 from allauth.account.adapter import get_adapter
 from allauth.core import ratelimit
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.template.response import TemplateResponse
@@ -29,6 +30,14 @@ from .dashboard import (
 def _window_days(value: str | None) -> int:
     """The ?days= choice; anything but an offered window falls back to the default."""
     return int(value) if value in {str(days) for days in WINDOW_DAYS} else DEFAULT_WINDOW_DAYS
+
+
+def _usage_flush_seconds() -> float | None:
+    """How often usage moves from Redis to the ledger the dashboard reads; None
+    on the embedded default (no Redis), whose limiter writes the ledger itself."""
+    if not settings.REDIS_URL:
+        return None
+    return settings.CELERY_BEAT_SCHEDULE["flush-usage"]["schedule"]
 
 
 class ThrottledAdminLoginForm(AdminAuthenticationForm):
@@ -83,6 +92,7 @@ class OperatorAdminSite(admin.AdminSite):
             "window_days": WINDOW_DAYS,
             "margin_floor": MARGIN_FLOOR,
             "events_admin": self.is_registered(StripeEvent),
+            "usage_flush_seconds": _usage_flush_seconds(),
         }
         request.current_app = self.name
         return TemplateResponse(request, "admin/operator_dashboard.html", context)

@@ -162,3 +162,25 @@ def test_a_failed_sync_shows_its_error_and_can_be_replayed_from_admin(
         admin_client.post("/admin/billing/stripesync/", {"action": "replay", "_selected_action": [failed.pk]})
     failed.refresh_from_db()
     assert (failed.status, failed.attempts) == (SyncStatus.SUCCEEDED, 2)
+
+
+def sync_tiers_forced() -> str:
+    out = StringIO()
+    call_command("sync_tiers", "--force", stdout=out)
+    return out.getvalue()
+
+
+def test_a_tier_edited_in_admin_keeps_its_stripe_price_until_a_forced_sync(stripe_double, default_tiers):
+    sync_tiers()
+    pro = Tier.objects.get(slug="pro")
+    pro.price = Decimal("39.00")
+    pro.save()
+    sync_catalog(pro)  # what saving in admin queues
+    kept = Tier.objects.get(slug="pro")
+    sync_tiers()
+    assert Tier.objects.get(slug="pro").stripe_price_id == kept.stripe_price_id
+    assert stripe_double.prices[kept.stripe_price_id]["unit_amount"] == 3900
+    output = sync_tiers_forced()
+    forced = Tier.objects.get(slug="pro")
+    assert stripe_double.prices[forced.stripe_price_id]["unit_amount"] == 2900
+    assert f"stripe: pro -> tier_pro, price {forced.stripe_price_id}" in output

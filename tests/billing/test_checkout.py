@@ -259,7 +259,12 @@ def test_a_spending_cap_is_saved_and_reaches_enforcement(
     customer = fresh(on_scale)
     assert customer.overage_spending_cap == Decimal("5.00")
     assert customer.overage_ceiling == 10 + 2500  # quota + $5 at $2 per 1,000
-    assert messages_of(response) == ["Overage is capped at 5.00 USD a month."]
+    assert messages_of(response) == ["Overage is capped at $5.00 a month."]
+
+
+def test_the_cap_is_confirmed_in_the_visitor_locale(browser, on_scale):
+    response = browser.post("/billing/spending-cap/", {"cap": "5.00"}, headers={"Accept-Language": "fr-FR"})
+    assert messages_of(response) == ["Overage is capped at 5,00\xa0$US a month."]
 
 
 def test_an_empty_cap_removes_it(browser, on_scale):

@@ -54,12 +54,12 @@ def test_running_it_twice_changes_nothing():
     before = snapshot()
     output = sync(settings.BASE_DIR / "tiers.toml")
     assert snapshot() == before
-    assert "0 created, 0 updated, 3 unchanged" in output
+    assert "0 created, 0 updated, 0 kept, 3 unchanged" in output
 
 
 def test_it_prints_what_it_changed(tmp_path):
     sync(write(tmp_path, GOOD_TIER))
-    output = sync(write(tmp_path, GOOD_TIER.replace('"9.00"', '"12.50"')))
+    output = force(write(tmp_path, GOOD_TIER.replace('"9.00"', '"12.50"')))
     assert "updated tier basic: price 9.00 -> 12.50" in output
     assert Tier.objects.get(slug="basic").price == Decimal("12.50")
 
@@ -78,12 +78,6 @@ def test_optional_fields_are_applied(tmp_path):
         "price_123",
         False,
     )
-
-
-def test_fields_left_out_keep_their_stored_value(tmp_path):
-    sync(write(tmp_path, GOOD_TIER + 'stripe_price_id = "price_123"\n'))
-    sync(write(tmp_path, GOOD_TIER))
-    assert Tier.objects.get(slug="basic").stripe_price_id == "price_123"
 
 
 def test_tiers_missing_from_the_file_are_left_alone(tmp_path):
@@ -184,3 +178,64 @@ def test_a_fraction_of_a_zero_decimal_currency_is_rejected(tmp_path):
 def test_a_whole_price_in_a_zero_decimal_currency_is_accepted(tmp_path):
     sync(write(tmp_path, GOOD_TIER.replace('"usd"', '"jpy"').replace('"9.00"', '"1000.00"')))
     assert Tier.objects.get(slug="basic").price == Decimal("1000")
+
+
+def edit_in_admin(slug: str, **values) -> None:
+    """What an operator's save in admin leaves in the table."""
+    Tier.objects.filter(slug=slug).update(**values)
+
+
+def test_it_keeps_a_tier_an_operator_edited(default_tiers):
+    # The finding: make run's sync_tiers put a quota of 20 back to 1000 and a
+    # price of 39 back to 29, and kept the overage price the file does not name.
+    edit_in_admin("free", quota=20)
+    edit_in_admin("pro", price=Decimal("39.00"), overage_price_per_1000=Decimal("0.50"))
+    sync(settings.BASE_DIR / "tiers.toml")
+    free, pro = Tier.objects.get(slug="free"), Tier.objects.get(slug="pro")
+    assert free.quota == 20
+    assert (pro.price, pro.overage_price_per_1000) == (Decimal("39.00"), Decimal("0.50"))
+
+
+def test_it_says_what_differs_from_the_file_and_that_it_kept_the_stored_values(default_tiers):
+    edit_in_admin("free", quota=20)
+    edit_in_admin("pro", price=Decimal("39.00"), overage_price_per_1000=Decimal("0.50"))
+    output = sync(settings.BASE_DIR / "tiers.toml")
+    assert "kept tier free (differs from the file): quota 20 (file: 1000)" in output
+    assert (
+        "kept tier pro (differs from the file): price 39.00 (file: 29.00), "
+        "overage_price_per_1000 0.50 (file: none)" in output
+    )
+    assert "unchanged tier enterprise" in output
+    assert "0 created, 0 updated, 2 kept, 1 unchanged" in output
+    assert output.rstrip().endswith("To overwrite them with the file: python manage.py sync_tiers --force")
+
+
+def test_it_still_creates_the_tiers_that_are_missing(default_tiers, tmp_path):
+    edit_in_admin("free", quota=20)
+    Tier.objects.filter(slug="enterprise").delete()
+    output = sync(settings.BASE_DIR / "tiers.toml")
+    assert "created tier enterprise" in output
+    assert Tier.objects.get(slug="enterprise").quota == 500000
+    assert Tier.objects.get(slug="free").quota == 20
+
+
+def force(path) -> str:
+    out = StringIO()
+    call_command("sync_tiers", str(path), "--force", stdout=out)
+    return out.getvalue()
+
+
+def test_force_overwrites_an_edited_tier_with_the_file_and_prints_the_diff(default_tiers):
+    edit_in_admin("pro", price=Decimal("39.00"), overage_price_per_1000=Decimal("0.50"))
+    output = force(settings.BASE_DIR / "tiers.toml")
+    pro = Tier.objects.get(slug="pro")
+    # No mix of both: the overage price the file leaves out is its hard limit.
+    assert (pro.price, pro.overage_price_per_1000) == (Decimal("29.00"), None)
+    assert "updated tier pro: price 39.00 -> 29.00, overage_price_per_1000 0.50 -> none" in output
+    assert "0 created, 1 updated, 0 kept, 2 unchanged" in output
+
+
+def test_force_keeps_the_stripe_price_id_the_file_leaves_out(tmp_path):
+    force(write(tmp_path, GOOD_TIER + 'stripe_price_id = "price_123"\n'))
+    force(write(tmp_path, GOOD_TIER.replace('"9.00"', '"12.50"')))
+    assert Tier.objects.get(slug="basic").stripe_price_id == "price_123"

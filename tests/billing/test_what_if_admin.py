@@ -129,8 +129,8 @@ def test_a_lower_quota_shows_the_customer_who_would_hit_429s(admin_client, heavy
 def test_an_overage_price_shows_the_revenue_change(admin_client, heavy_pro_customer, default_tiers):
     pro = default_tiers["pro"]
     response = what_if(admin_client, pro, price="29", quota="20000", burst="20", overage_price_per_1000="2")
-    assert "Overage 0.00 20.00" in text(response)
-    assert "Change +20.00" in text(response)
+    assert "Overage $0.00 $20.00" in text(response)  # money as the site's LANGUAGE_CODE (en-us) writes it
+    assert "Change +$20.00" in text(response)
 
 
 def test_the_page_saves_nothing(admin_client, heavy_pro_customer, default_tiers):

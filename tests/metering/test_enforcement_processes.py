@@ -94,6 +94,6 @@ def test_a_revocation_reaches_every_worker_within_a_second(server, customer, api
 def test_a_tier_quota_change_reaches_every_worker_within_a_second(server, customer, api_key):
     unlimited_burst(customer)
     assert status_counts(hammer(server + ECHO, api_key.raw_key, 40)) == {200: 40}
-    tiers_sync(declared_tiers={"free": {"quota": 45}})
+    tiers_sync(declared_tiers={"free": {"quota": 45}}, force=True)
     time.sleep(PROPAGATION_SECONDS)
     assert status_counts(hammer(server + ECHO, api_key.raw_key, 40)) == {200: 5, 429: 35}

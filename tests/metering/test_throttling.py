@@ -182,7 +182,7 @@ def test_a_tier_with_overage_admits_beyond_its_quota(
     key_client, customer, set_limits, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        tiers_sync(declared_tiers={"free": {"overage_price_per_1000": "0.50"}})
+        tiers_sync(declared_tiers={"free": {"overage_price_per_1000": "0.50"}}, force=True)
     set_limits(customer, quota_override=2, burst_override=1000)
     assert statuses(key_client, 4) == [200] * 4
 
@@ -193,7 +193,7 @@ def test_a_tier_quota_change_through_tiers_sync_changes_enforcement(
     set_limits(customer, burst_override=1000)
     assert key_client.get(ECHO).status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
-        tiers_sync(declared_tiers={"free": {"quota": 2}})
+        tiers_sync(declared_tiers={"free": {"quota": 2}}, force=True)
     assert statuses(key_client, 2) == [200, 429]
     assert key_client.get(ECHO).json()["limit"] == 2
 

@@ -343,3 +343,22 @@ def test_staff_who_may_not_view_stripe_events_see_none_listed(client, dataset, d
     content = client.get(URL).content.decode()
     assert 'id="figure-webhooks-failed"' in content  # the counts stay: they name nobody
     assert "evt_failed" not in content and "No such customer" not in content
+
+
+# Where the usage comes from, as the deployment really has it
+
+
+def test_on_the_embedded_default_the_dashboard_does_not_speak_of_redis(admin_client, db, settings):
+    settings.REDIS_URL = ""  # the embedded default: the in-process limiter writes usage itself
+    content = admin_client.get(URL).content.decode()
+    assert "Redis" not in content
+    assert "usage as recorded, at once" in content
+
+
+def test_with_redis_the_dashboard_says_usage_arrives_with_each_flush(admin_client, db, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:6379/3"
+    settings.CELERY_BEAT_SCHEDULE = {
+        "flush-usage": {"task": "metering.tasks.flush_usage_task", "schedule": 60.0}
+    }
+    content = admin_client.get(URL).content.decode()
+    assert "usage as flushed from Redis, every 60 s" in content

@@ -4,7 +4,7 @@ from plans.models import Tier
 def test_it_lists_the_public_tiers_with_their_prices(client, default_tiers):
     response = client.get("/")
     assert response.status_code == 200
-    for name, price in [("Pro", "29.00 USD"), ("Enterprise", "199.00 USD")]:
+    for name, price in [("Pro", "$29.00"), ("Enterprise", "$199.00")]:
         assert f"<h3>{name}</h3>" in response.content.decode()
         assert price in response.content.decode()
     assert "<h3>Free</h3>" in response.content.decode()

@@ -22,9 +22,9 @@ def test_the_pricing_page_shows_every_public_tier_with_its_terms(client, default
     page = text(response)
     pro = default_tiers["pro"]
     assert "<h3>Pro</h3>" in response.content.decode()
-    assert "Pro 29.00 USD /month 50,000 requests per month" in page
+    assert "Pro $29.00 /month 50,000 requests per month" in page
     assert f"Bursts up to {pro.burst} requests per second" in page
-    assert "Then 0.50 USD per 1,000 requests" in page
+    assert "Then $0.50 per 1,000 requests" in page
 
 
 def test_a_tier_without_overage_is_shown_as_a_hard_limit(client, default_tiers):
@@ -35,9 +35,9 @@ def test_an_admin_change_to_a_tier_shows_on_the_pricing_page_at_once(client, def
     client.get("/pricing/")
     Tier.objects.filter(slug="pro").update(price="39.00", quota=75000, overage_price_per_1000="0.0025")
     page = text(client.get("/pricing/"))
-    assert "39.00 USD" in page
+    assert "$39.00" in page
     assert "75,000 requests per month" in page
-    assert "0.0025 USD per 1,000 requests" in page
+    assert "$0.0025 per 1,000 requests" in page
 
 
 def test_a_private_tier_is_not_on_the_pricing_page(client, default_tiers):

@@ -64,7 +64,7 @@ def test_an_operator_tries_a_lower_quota_with_overage_and_applies_it(
     page.get_by_role("button", name="Show what would have happened").click()
 
     expect(page.locator("#row-overage-units")).to_contain_text("10,000")
-    expect(page.locator("#row-revenue-change")).to_contain_text("+0.10")
+    expect(page.locator("#row-revenue-change")).to_contain_text("+$0.10")
     expect(page.locator("#row-overage-margin .flag")).to_have_count(1)  # 0.01 for 1,000 requests of 10 ms
     assert page_width(page) <= LAPTOP["width"]
     page.screenshot(path=SCREENSHOTS / "what-if.png", full_page=True)

@@ -8,37 +8,52 @@ from billing.stripe_api import is_configured
 from billing.sync import catalog_sync_queue
 from billing.tasks import run_stripe_sync
 from plans.models import Tier
-from plans.services import tiers_sync
+from plans.services import TierAction, tiers_sync
 from plans.tiers_file import TiersFileError, read_tiers_file
+
+DEFAULT_FILE = str(settings.BASE_DIR / "tiers.toml")
 
 
 class Command(BaseCommand):
     help = (
-        "Create or update tiers from a TOML tiers file (default: tiers.toml at the "
-        "project root). Tiers not in the file are left alone. All or nothing: a bad "
-        "file changes nothing and exits non-zero. With STRIPE_SECRET_KEY set, also "
-        "creates or finds each paid tier's Stripe Product and Prices (idempotent)."
+        "Create the tiers of a TOML tiers file (default: tiers.toml at the project "
+        "root) that do not exist yet. A tier that exists is kept as stored (an "
+        "operator may have edited it in admin) and what differs from the file is "
+        "printed; --force overwrites it with the file. Tiers not in the file are "
+        "left alone. All or nothing: a bad file changes nothing and exits non-zero. "
+        "With STRIPE_SECRET_KEY set, also creates or finds each paid tier's Stripe "
+        "Product and Prices for its stored values (idempotent)."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("file", nargs="?", default=str(settings.BASE_DIR / "tiers.toml"))
+        parser.add_argument("file", nargs="?", default=DEFAULT_FILE)
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Overwrite the tiers that exist with the file's values, printing what changed.",
+        )
 
-    def handle(self, *args, file, **options):
+    def handle(self, *args, file, force, **options):
         try:
-            changes = tiers_sync(declared_tiers=read_tiers_file(Path(file)))
+            changes = tiers_sync(declared_tiers=read_tiers_file(Path(file)), force=force)
         except TiersFileError as error:
             raise CommandError(f"{file}: nothing was changed.\n{error}") from None
         for change in changes:
-            self.stdout.write(change.describe())
-        counts = {
-            action: sum(c.action == action for c in changes) for action in ("created", "updated", "unchanged")
-        }
+            line = change.describe()
+            self.stdout.write(self.style.WARNING(line) if change.action == TierAction.KEPT else line)
+        counts = {action: sum(c.action == action for c in changes) for action in TierAction}
         self.stdout.write(
             self.style.SUCCESS(
-                f"{len(changes)} tiers: {counts['created']} created, {counts['updated']} updated, "
-                f"{counts['unchanged']} unchanged"
+                f"{len(changes)} tiers: {counts[TierAction.CREATED]} created, {counts[TierAction.UPDATED]} "
+                f"updated, {counts[TierAction.KEPT]} kept, {counts[TierAction.UNCHANGED]} unchanged"
             )
         )
+        if counts[TierAction.KEPT]:
+            self.stdout.write(
+                "Kept tiers keep their stored values (edited in admin since?). To overwrite them "
+                "with the file: python manage.py sync_tiers --force"
+                + ("" if file == DEFAULT_FILE else f" {file}")
+            )
         if is_configured():
             self._sync_stripe_catalog([change.slug for change in changes])
 
