@@ -38,7 +38,7 @@ def call(raw_key: str, path: str = "/api/v1/echo?msg=hi") -> int:
 
 
 def test_creating_a_key_redirects_to_a_page_that_shows_it(alice_client):
-    response = alice_client.post("/dashboard/keys/", {"name": "production"})
+    response = alice_client.post("/dashboard/keys/", {"name": "production", "scopes": ["api"]})
     assert response.status_code == 302
     assert response["Location"] == "/dashboard/keys/new/"
     page = alice_client.get("/dashboard/keys/new/")
@@ -49,7 +49,7 @@ def test_creating_a_key_redirects_to_a_page_that_shows_it(alice_client):
 
 
 def test_reloading_the_new_key_page_neither_shows_the_key_again_nor_creates_one(alice_client):
-    alice_client.post("/dashboard/keys/", {"name": "production"})
+    alice_client.post("/dashboard/keys/", {"name": "production", "scopes": ["api"]})
     raw_key = shown_key(alice_client.get("/dashboard/keys/new/"))
     again = alice_client.get("/dashboard/keys/new/", follow=True)
     assert raw_key not in again.content.decode()
