@@ -67,8 +67,9 @@ def _refuse_past_the_limit(customer_id: int, now: datetime) -> None:
     """
     limit = settings.API_KEYS_PER_CUSTOMER
     if api_keys_active(customer_id=customer_id, now=now).count() >= limit:
+        keys_word = "key" if limit == 1 else "keys"
         raise TooManyKeys(
-            f"You have {limit} active keys, the most allowed: revoke one you no longer use first."
+            f"You have {limit} active {keys_word}, the most allowed: revoke one you no longer use first."
         )
 
 
