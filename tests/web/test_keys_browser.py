@@ -97,6 +97,16 @@ def test_a_key_is_created_rotated_with_an_overlap_and_revoked(
     shot(page, size, "retiring")
     page.locator("#keys").screenshot(path=SCREENSHOTS / f"keys-{size}-retiring-section.png")
 
+    # The countdown runs on without a reload (static/js/keys.js).
+    page.clock.install()
+    page.reload()
+    page.clock.fast_forward("30:00")
+    expect(retiring.locator("[data-ends-at]")).to_have_text(
+        re.compile(r"Retiring: ends in 2[89]\u00a0minutes")
+    )
+    page.clock.fast_forward("31:00")
+    expect(retiring.locator("[data-ends-at]")).to_have_text("Ended: this key no longer works")
+
     # Revoke the old key before its window ends: it stops now, and is folded away.
     retiring.get_by_role("button", name="Revoke").click()
     expect(page.locator(".messages")).to_contain_text("is revoked")
