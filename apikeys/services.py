@@ -59,7 +59,9 @@ def key_name_clean(name: str) -> str:
     return cleaned
 
 
-def _refuse_past_the_limit(customer_id: int, now: datetime) -> None:
+def _refuse_past_the_limit(
+    customer_id: int, now: datetime, *, instead: str = "revoke one you no longer use first"
+) -> None:
     """Raises TooManyKeys when the customer has API_KEYS_PER_CUSTOMER active keys.
 
     Called inside a transaction holding the customer's row lock
@@ -68,9 +70,7 @@ def _refuse_past_the_limit(customer_id: int, now: datetime) -> None:
     limit = settings.API_KEYS_PER_CUSTOMER
     if api_keys_active(customer_id=customer_id, now=now).count() >= limit:
         keys_word = "key" if limit == 1 else "keys"
-        raise TooManyKeys(
-            f"You have {limit} active {keys_word}, the most allowed: revoke one you no longer use first."
-        )
+        raise TooManyKeys(f"You have {limit} active {keys_word}, the most allowed: {instead}.")
 
 
 def _lock_keys_of(customer_id: int) -> None:
@@ -137,7 +137,11 @@ def api_key_rotate(
     now = now or timezone.now()
     if overlap > timedelta(0):
         _lock_keys_of(api_key.customer_id)
-        _refuse_past_the_limit(api_key.customer_id, now)
+        _refuse_past_the_limit(
+            api_key.customer_id,
+            now,
+            instead="rotate with no overlap (the old key stops now), or revoke a key you no longer use first",
+        )
         ends = now + overlap if api_key.expires_at is None else min(api_key.expires_at, now + overlap)
         changes = {"rotated_at": now, "expires_at": ends}
     else:

@@ -204,3 +204,12 @@ def test_the_usage_csv_needs_a_login(client, api_key):
     response = client.get("/dashboard/keys/usage.csv")
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+def test_rotating_with_an_overlap_at_the_limit_says_how_to_rotate_anyway(alice_client, api_key, settings):
+    settings.API_KEYS_PER_CUSTOMER = 1
+    response = alice_client.post(
+        f"/dashboard/keys/{api_key.api_key.pk}/rotate/", {"overlap": "1h"}, follow=True
+    )
+    assert "the most allowed: rotate with no overlap" in text(response)
+    assert APIKey.objects.count() == 1
