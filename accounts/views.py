@@ -9,7 +9,6 @@ shows it once; reloading that page shows nothing and creates nothing.
 """
 
 import csv
-from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
@@ -52,19 +51,6 @@ INACTIVE_KEYS_SHOWN = 50
 
 def _keys_page():
     return redirect(reverse("dashboard:index") + "#keys")
-
-
-def post_only(view):
-    """A POST-only key action opened in the browser (a bookmark, a pasted
-    URL) goes back to the keys instead of a blank 405; other methods still get 405."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if request.method in ("GET", "HEAD"):
-            return _keys_page()
-        return require_POST(view)(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _render_dashboard(request, customer: Customer, *, key_form=None, status=200):
@@ -131,7 +117,7 @@ def key_created(request):
 
 
 @login_required
-@post_only
+@require_POST
 def key_create(request):
     customer = customer_ensure(user=request.user)
     # Enforced here, not only by hiding the form: a verified address is what
@@ -159,7 +145,7 @@ def key_create(request):
 
 
 @login_required
-@post_only
+@require_POST
 def key_revoke(request, pk: int):
     customer = customer_ensure(user=request.user)
     api_key = get_object_or_404(api_keys_of_customer(customer_id=customer.pk), pk=pk)
@@ -171,7 +157,7 @@ def key_revoke(request, pk: int):
 
 
 @login_required
-@post_only
+@require_POST
 def key_rotate(request, pk: int):
     customer = customer_ensure(user=request.user)
     api_key = get_object_or_404(api_keys_of_customer(customer_id=customer.pk), pk=pk)
