@@ -182,6 +182,7 @@ def _csv_cell(text: str) -> str:
     return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
 
 
+@never_cache
 @login_required
 @require_safe
 def key_usage_csv(request):

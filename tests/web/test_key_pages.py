@@ -214,3 +214,14 @@ def test_rotating_with_an_overlap_at_the_limit_says_how_to_rotate_anyway(alice_c
     )
     assert "the most allowed: rotate with no overlap" in text(response)
     assert APIKey.objects.count() == 1
+
+
+def test_a_key_name_a_spreadsheet_would_run_as_a_formula_is_exported_as_text(alice, alice_client):
+    created = api_key_create(customer=alice, name='=HYPERLINK("http://x")')
+    assert call(created.raw_key) == 200
+    rows = list(csv.reader(io.StringIO(alice_client.get("/dashboard/keys/usage.csv").content.decode())))
+    assert rows[1][0] == '\'=HYPERLINK("http://x")'
+
+
+def test_the_usage_csv_is_never_cached(alice_client):
+    assert "no-store" in alice_client.get("/dashboard/keys/usage.csv")["Cache-Control"]
