@@ -5,7 +5,15 @@ from datetime import UTC, date, datetime, timedelta
 
 from allauth.account.models import EmailAddress
 
-from metering.selectors import UsageSummary, customer_usage_summary, refusals_by_hour, usage_by_hour
+from apikeys.models import APIKey
+from metering.selectors import (
+    UsageSummary,
+    customer_quota_period,
+    customer_usage_summary,
+    refusals_by_hour,
+    usage_by_hour,
+    usage_by_key_and_endpoint,
+)
 from plans.models import Customer
 
 HOURS_SHOWN = 24
@@ -75,3 +83,32 @@ def dashboard_usage(*, customer: Customer, now: datetime) -> DashboardUsage:
         refused=[refusals.get((hour, TOO_MANY_REQUESTS), 0) for hour in hours],
     )
     return DashboardUsage(summary=summary, daily=daily, hourly=hourly)
+
+
+@dataclass(frozen=True)
+class KeyEndpointUsage:
+    api_key: APIKey
+    endpoint: str
+    requests: int
+
+
+@dataclass(frozen=True)
+class KeysUsage:
+    """Billable requests by key and endpoint in the customer's quota period."""
+
+    period_start: datetime
+    period_end: datetime
+    rows: list[KeyEndpointUsage]  # by key name, then endpoint
+
+
+def keys_usage(*, customer: Customer, now: datetime) -> KeysUsage:
+    start, end = customer_quota_period(customer=customer, now=now)
+    by_pair = usage_by_key_and_endpoint(customer_id=customer.pk, start=start, end=end)
+    keys = APIKey.objects.filter(customer=customer).in_bulk({key_id for key_id, _ in by_pair})
+    rows = [
+        KeyEndpointUsage(api_key=keys[key_id], endpoint=endpoint, requests=requests)
+        for (key_id, endpoint), requests in by_pair.items()
+        if key_id in keys
+    ]
+    rows.sort(key=lambda row: (row.api_key.name.casefold(), row.api_key.pk, row.endpoint))
+    return KeysUsage(period_start=start, period_end=end, rows=rows)

@@ -37,7 +37,7 @@ class APIKeyAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
     list_select_related = ("customer__user",)
     search_fields = ("prefix", "name", "customer__user__email")
     raw_id_fields = ("customer",)
-    readonly_fields = ("prefix", "hashed_key", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("prefix", "hashed_key", "created_at", "last_used_at", "revoked_at", "rotated_at")
     fields = (
         "customer",
         "name",
@@ -47,6 +47,7 @@ class APIKeyAdmin(InvalidatesKeyContexts, admin.ModelAdmin):
         "created_at",
         "last_used_at",
         "revoked_at",
+        "rotated_at",
     )
     actions = ("revoke_selected",)
 

@@ -30,6 +30,9 @@ class APIKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Set when a rotation replaced the key while letting it work on: its
+    # expires_at is then the end of that overlap window (apikeys.services).
+    rotated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "API key"
@@ -43,6 +46,10 @@ class APIKey(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"
+
+    def is_retiring(self, now=None) -> bool:
+        """Replaced by a rotation, still working until its expiry."""
+        return self.rotated_at is not None and self.status(now) == KeyStatus.ACTIVE
 
     def status(self, now=None) -> KeyStatus:
         now = now or timezone.now()

@@ -1,5 +1,7 @@
 """Reads for API keys."""
 
+from datetime import datetime
+
 from django.db.models import Count, F, IntegerField, Q, QuerySet, Value
 from django.db.models.functions import Cast, StrIndex, Substr
 from django.utils import timezone
@@ -11,6 +13,13 @@ def api_keys_of_customer(*, customer_id: int) -> QuerySet[APIKey]:
     """A customer's keys, newest first: active ones, then revoked or expired."""
     return APIKey.objects.filter(customer_id=customer_id).order_by(
         F("revoked_at").desc(nulls_first=True), "-created_at"
+    )
+
+
+def api_keys_active(*, customer_id: int, now: datetime) -> QuerySet[APIKey]:
+    """A customer's keys that work at `now`: not revoked, not expired."""
+    return APIKey.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now), customer_id=customer_id, revoked_at__isnull=True
     )
 
 

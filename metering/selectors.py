@@ -51,25 +51,56 @@ def pending_units(*, customer_id: int, key_id: int | None = None) -> dict[str, i
     }
 
 
-def _usage_by_bucket(customer_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
-    """Billable units by bucket (metering.keys.usage_bucket) starting in
-    [start, end), exact up to the last settled request."""
-    by_bucket: dict[datetime, int] = defaultdict(int)
+def _ledger_and_pending(
+    customer_id: int, start: datetime, end: datetime, *group_by: str
+) -> tuple[list[dict], dict[str, int]]:
+    """The usage ledger's units of buckets starting in [start, end), summed by
+    `group_by`, and the pending usage fields: exact up to the last settled request."""
     with transaction.atomic():
         lock_usage(customer_id, shared=True)  # no flush commits between the two reads
         stored = list(
             UsageRecord.objects.filter(customer_id=customer_id, hour__gte=start, hour__lt=end)
-            .values("hour")
+            .values(*group_by)
             .annotate(units=Sum("count"))
         )
         pending = pending_usage_fields(customer_id)
+    return stored, pending
+
+
+def _parse_usage_field(name: str) -> tuple[datetime, int, str]:
+    """`u|<bucket epoch>|<key id>|<endpoint>` -> (bucket, key id, endpoint)."""
+    _, bucket, key_id, endpoint = name.split("|", 3)
+    return datetime.fromtimestamp(int(bucket), UTC), int(key_id), endpoint
+
+
+def _usage_by_bucket(customer_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
+    """Billable units by bucket (metering.keys.usage_bucket) starting in
+    [start, end), exact up to the last settled request."""
+    by_bucket: dict[datetime, int] = defaultdict(int)
+    stored, pending = _ledger_and_pending(customer_id, start, end, "hour")
     for row in stored:
         by_bucket[row["hour"].astimezone(UTC)] += row["units"]
     for name, units in pending.items():
-        bucket = datetime.fromtimestamp(int(name.split("|")[1]), UTC)
+        bucket = _parse_usage_field(name)[0]
         if start <= bucket < end:
             by_bucket[bucket] += units
     return by_bucket
+
+
+def usage_by_key_and_endpoint(
+    *, customer_id: int, start: datetime, end: datetime
+) -> dict[tuple[int, str], int]:
+    """Billable units of buckets starting in [start, end) by (key id,
+    endpoint), the ledger's and Redis's together; pairs with no units left out."""
+    by_pair: dict[tuple[int, str], int] = defaultdict(int)
+    stored, pending = _ledger_and_pending(customer_id, start, end, "api_key_id", "endpoint")
+    for row in stored:
+        by_pair[(row["api_key_id"], row["endpoint"])] += row["units"]
+    for name, units in pending.items():
+        bucket, key_id, endpoint = _parse_usage_field(name)
+        if start <= bucket < end:
+            by_pair[(key_id, endpoint)] += units
+    return {pair: units for pair, units in by_pair.items() if units}
 
 
 def usage_by_hour(*, customer_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
@@ -136,12 +167,17 @@ def days_between(start: datetime, end: datetime) -> list[date]:
     return days
 
 
-def customer_usage_summary(*, customer: Customer, now: datetime) -> UsageSummary:
-    """usage_summary for the customer's current quota period (the same bounds
-    the limiter uses: plans.periods.period_bounds)."""
-    start, end = period_bounds(
+def customer_quota_period(*, customer: Customer, now: datetime) -> tuple[datetime, datetime]:
+    """The customer's current quota period [start, end): the same bounds the
+    limiter uses (plans.periods.period_bounds)."""
+    return period_bounds(
         customer.tier.quota_period, now, customer.current_period_start, customer.current_period_end
     )
+
+
+def customer_usage_summary(*, customer: Customer, now: datetime) -> UsageSummary:
+    """usage_summary for the customer's current quota period."""
+    start, end = customer_quota_period(customer=customer, now=now)
     return usage_summary(
         customer_id=customer.pk, quota=customer.quota, period_start=start, period_end=end, now=now
     )

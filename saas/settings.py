@@ -98,6 +98,8 @@ API_KEY_PEPPER_VERSION = _positive_int(
 )
 API_KEY_OLD_PEPPERS = _old_peppers(env.dict("API_KEY_OLD_PEPPERS", default={}), API_KEY_PEPPER_VERSION)
 API_KEY_PREFIX = env.str("API_KEY_PREFIX", default="tk_live_")
+# Active (not revoked, not expired) keys a customer may hold at once.
+API_KEYS_PER_CUSTOMER = _positive_int("API_KEYS_PER_CUSTOMER", env.str("API_KEYS_PER_CUSTOMER", default="20"))
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

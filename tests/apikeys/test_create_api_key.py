@@ -65,3 +65,15 @@ def test_the_printed_key_authenticates_from_the_shell(default_tiers, api_client)
     assert api_client.get("/api/v1/echo", {"msg": "hi"}, HTTP_X_API_KEY=raw_key).json() == {
         "query": {"msg": "hi"}
     }
+
+
+def test_a_customer_at_the_key_limit_gets_a_message_not_a_traceback(default_tiers, settings):
+    settings.API_KEYS_PER_CUSTOMER = 1
+    create_key("--email", "carol@example.com")
+    with pytest.raises(CommandError, match="1 active key, the most allowed"):
+        create_key("--email", "carol@example.com")
+
+
+def test_a_name_of_only_invisible_characters_gets_a_message(default_tiers):
+    with pytest.raises(CommandError, match="visible character"):
+        create_key("--email", "carol@example.com", "--name", "\u200b")

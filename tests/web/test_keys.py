@@ -32,8 +32,11 @@ def test_an_unconfirmed_user_cannot_create_a_key_by_posting_anyway(newcomer_clie
     assert "Confirm your email address before creating API keys" in text(response)
 
 
+NEW_KEY = {"name": "production", "scopes": ["api"]}
+
+
 def test_creating_a_key_shows_it_once_and_it_works(alice_client):
-    response = alice_client.post("/dashboard/keys/", {"name": "production"})
+    response = alice_client.post("/dashboard/keys/", NEW_KEY, follow=True)
     assert response.status_code == 200
     raw_key = shown_key(response)
     assert APIKey.objects.get(name="production").prefix in raw_key
@@ -41,12 +44,12 @@ def test_creating_a_key_shows_it_once_and_it_works(alice_client):
 
 
 def test_the_page_with_the_new_key_is_never_cached(alice_client):
-    response = alice_client.post("/dashboard/keys/", {"name": "production"})
+    response = alice_client.post("/dashboard/keys/", NEW_KEY, follow=True)
     assert "no-store" in response["Cache-Control"]
 
 
 def test_the_dashboard_lists_the_key_by_prefix_never_in_full(alice_client):
-    raw_key = shown_key(alice_client.post("/dashboard/keys/", {"name": "production"}))
+    raw_key = shown_key(alice_client.post("/dashboard/keys/", NEW_KEY, follow=True))
     html = alice_client.get("/dashboard/").content.decode()
     assert raw_key not in html
     assert f"<code>{APIKey.objects.get().prefix}…</code>" in html
@@ -85,7 +88,7 @@ def test_rotating_a_key_replaces_it_with_one_of_the_same_name_and_scopes(
     APIKey.objects.filter(pk=api_key.api_key.pk).update(scopes=["api", "reports"])
     assert echo_status(api_key.raw_key) == 200
     with django_capture_on_commit_callbacks(execute=True):
-        response = alice_client.post(f"/dashboard/keys/{api_key.api_key.pk}/rotate/")
+        response = alice_client.post(f"/dashboard/keys/{api_key.api_key.pk}/rotate/", follow=True)
     new_key = shown_key(response)
     replacement = APIKey.objects.exclude(pk=api_key.api_key.pk).get()
     assert (replacement.name, replacement.scopes) == ("laptop", ["api", "reports"])

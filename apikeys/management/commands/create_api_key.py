@@ -27,6 +27,9 @@ class Command(BaseCommand):
             self.stderr.write(f"Created customer {customer} on tier {customer.tier.slug}.")
         elif customer.tier.slug != tier:
             self.stderr.write(f"Customer {customer} exists on tier {customer.tier.slug}; kept it.")
-        created_key = api_key_create(customer=customer, name=name)
+        try:
+            created_key = api_key_create(customer=customer, name=name)
+        except AppError as error:  # the limit of active keys, a name with nothing visible
+            raise CommandError(error.detail) from None
         self.stderr.write(f"Created key '{name}' ({created_key.api_key.prefix}...). Store it now:")
         self.stdout.write(created_key.raw_key)
