@@ -4,9 +4,14 @@ Stripe webhook endpoint.
 The browser views only send the customer to Stripe and back; access changes
 come from a verified webhook or a server-side fetch from Stripe, never from
 the success redirect itself.
+
+Without Stripe configured (no STRIPE_SECRET_KEY) the customer reads only that
+billing is not available right now; the reason, with the setting's name, goes
+to the log for the operator. A customer never reads a setting's name.
 """
 
 import logging
+from functools import wraps
 
 import stripe
 from django import forms
@@ -15,9 +20,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from apikeys.context import customer_key_contexts, invalidate_key_contexts
 from core.errors import error_body
@@ -33,10 +39,45 @@ from .webhooks import EventMalformed, SignatureInvalid, event_store, event_verif
 logger = logging.getLogger(__name__)
 
 STRIPE_DOWN_MESSAGE = "Stripe is not answering right now; nothing was changed. Please try again in a minute."
+NOT_AVAILABLE_MESSAGE = (
+    "Billing is not available right now: your plan stays as it is. Please try again later."
+)
+RETURN_UNCHECKED_MESSAGE = (
+    "We could not check your payment with Stripe just now. If you paid, your plan "
+    "changes as soon as Stripe confirms it; there is nothing more to do."
+)
 
 
 def _dashboard():
     return HttpResponseRedirect(settings.BILLING_PAGE_PATH)
+
+
+def post_form(view):
+    """require_POST for the forms of the billing section, for a browser: a GET
+    or HEAD (an address reloaded, bookmarked or typed) goes back to the billing
+    section; another method gets a 405 page with Allow: POST, not Django's
+    blank 405."""
+
+    @wraps(view)
+    def only_post(request, *args, **kwargs):
+        if request.method == "POST":
+            return view(request, *args, **kwargs)
+        if request.method in ("GET", "HEAD"):
+            return HttpResponseRedirect(settings.BILLING_PAGE_PATH + "#billing")
+        context = {"billing_page": settings.BILLING_PAGE_PATH + "#billing"}
+        response = render(request, "billing/method_not_allowed.html", context, status=405)
+        response["Allow"] = "POST"
+        return response
+
+    return only_post
+
+
+def _not_available(request, reason: str) -> HttpResponseRedirect:
+    """Back to the billing page saying billing is not available; `reason`,
+    which may name settings, is for the operator's log only."""
+    logger.warning("%s: billing is not available: %s", request.path, reason)
+    messages.error(request, NOT_AVAILABLE_MESSAGE)
+    return _dashboard()
 
 
 def _has_live_subscription(customer: Customer) -> bool:
@@ -48,7 +89,7 @@ def _to_stripe(request, make_session) -> HttpResponseRedirect:
     try:
         session = make_session()
     except BillingUnavailable as error:
-        messages.error(request, error.detail)
+        return _not_available(request, error.detail)
     except stripe.CardError as error:
         messages.error(request, error.user_message or "The card was refused.")
     except stripe.StripeError:
@@ -60,13 +101,12 @@ def _to_stripe(request, make_session) -> HttpResponseRedirect:
 
 
 @login_required
-@require_POST
+@post_form
 def checkout(request):
     """Subscribe to a paid tier with Stripe Checkout; change or cancel an
     existing subscription in the Customer Portal."""
     if not is_configured():
-        messages.error(request, "Billing is not configured on this server yet: plans cannot change.")
-        return _dashboard()
+        return _not_available(request, "STRIPE_SECRET_KEY is empty")
     customer = customer_ensure(user=request.user)
     tier = Tier.objects.filter(slug=request.POST.get("tier", ""), is_active=True).first()
     if tier is None:
@@ -104,6 +144,8 @@ def checkout(request):
 def checkout_return(request):
     """Back from Checkout: ask Stripe (server side) what happened, rather than
     trusting that the browser came back to the success URL."""
+    if not is_configured():
+        return _not_available(request, "STRIPE_SECRET_KEY is empty; a Checkout return was not checked")
     customer = customer_ensure(user=request.user)
     session_id = request.GET.get("session_id", "")
     if not session_id.startswith("cs_"):
@@ -117,7 +159,7 @@ def checkout_return(request):
             subscription = gateway.subscription_fetch(session["subscription"])
     except (stripe.StripeError, BillingUnavailable):
         logger.warning("checkout return: could not fetch session %s", session_id, exc_info=True)
-        messages.info(request, "Thank you! Your plan changes as soon as Stripe confirms the payment.")
+        messages.warning(request, RETURN_UNCHECKED_MESSAGE)
         return _dashboard()
     if not belongs:
         messages.error(request, "That Checkout session is not yours.")
@@ -133,7 +175,7 @@ def checkout_return(request):
 
 
 @login_required
-@require_POST
+@post_form
 def portal(request):
     customer = customer_ensure(user=request.user)
     return_url = request.build_absolute_uri(settings.BILLING_PAGE_PATH)
@@ -151,7 +193,7 @@ class SpendingCapForm(forms.Form):
 
 
 @login_required
-@require_POST
+@post_form
 def spending_cap(request):
     customer = customer_ensure(user=request.user)
     if not customer.tier.has_overage:
@@ -174,9 +216,15 @@ def spending_cap(request):
 
 
 @csrf_exempt  # Stripe cannot send a CSRF token; the signature authenticates instead.
-@require_POST
 def stripe_webhook(request):
     """Verify, store once, answer at once; a Celery task applies the event."""
+    if request.method != "POST":
+        response = JsonResponse(
+            error_body("method_not_allowed", "Stripe delivers webhook events here as POST requests."),
+            status=405,
+        )
+        response["Allow"] = "POST"
+        return response
     if not settings.STRIPE_WEBHOOK_SECRET:
         return JsonResponse(
             error_body("webhooks_not_configured", "STRIPE_WEBHOOK_SECRET is not set on this server."),
