@@ -30,20 +30,22 @@ from plans.services import customer_ensure
 logger = logging.getLogger(__name__)
 
 
-def account_email_changed(*, user) -> None:
+def account_email_changed(*, user, old_email: str | None) -> None:
     """A new address was confirmed and is now the primary one: the username
-    follows it (the username is the email, as sign-up and create_api_key make
-    users, so both find the same user for one address), and so does the
-    Stripe customer's email, queued like every call to Stripe."""
+    follows it when it was the old address (the username is the email, as
+    sign-up and create_api_key make users, so both find the same user for one
+    address; a username chosen otherwise, e.g. by createsuperuser, stays), and
+    so does the Stripe customer's email, queued like every call to Stripe."""
     email = user.email.lower()
-    try:
-        with transaction.atomic():
-            get_user_model().objects.filter(pk=user.pk).update(username=email)
-    except IntegrityError:
-        # Another user holds it as a username (made before usernames
-        # followed emails): logins are by email, so only the lookup by
-        # username of create_api_key misses; keep the old one.
-        logger.warning("user %s: username %r is taken; the username stays", user.pk, email)
+    if old_email:
+        try:
+            with transaction.atomic():
+                users = get_user_model().objects.filter(pk=user.pk, username__iexact=old_email)
+                users.update(username=email)
+        except IntegrityError:
+            # Another user holds it as a username: logins are by email, so only
+            # create_api_key's lookup by username misses; keep the old one.
+            logger.warning("user %s: username %r is taken; the username stays", user.pk, email)
     customer = Customer.objects.filter(user=user).first()
     if customer is not None:
         customer_email_sync_queue(customer)
@@ -51,7 +53,7 @@ def account_email_changed(*, user) -> None:
 
 def on_email_changed(sender, request, user, from_email_address, to_email_address, **kwargs) -> None:
     """allauth's email_changed signal (connected in accounts.apps)."""
-    account_email_changed(user=user)
+    account_email_changed(user=user, old_email=from_email_address.email if from_email_address else None)
 
 
 @transaction.atomic

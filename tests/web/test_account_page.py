@@ -139,6 +139,23 @@ def test_confirming_the_new_address_makes_it_the_login_and_drops_the_old(alice, 
     assert not signed_in(log_in(login="alice@example.com"))
 
 
+def test_a_username_that_was_not_the_email_stays(alice, alice_client):
+    get_user_model().objects.filter(pk=alice.user.pk).update(username="alice")
+    change_email(alice_client)
+    alice_client.post(link_in(mail.outbox[-1], "/accounts/confirm-email/"))
+    user = get_user_model().objects.get(pk=alice.user.pk)
+    assert (user.email, user.username) == ("alice@new.example", "alice")
+
+
+def test_a_username_another_user_holds_is_left_and_the_change_still_happens(alice, alice_client):
+    get_user_model().objects.create_user(username="alice@new.example", email="someone@example.com")
+    change_email(alice_client)
+    alice_client.post(link_in(mail.outbox[-1], "/accounts/confirm-email/"))
+    user = get_user_model().objects.get(pk=alice.user.pk)
+    assert (user.email, user.username) == ("alice@new.example", "alice@example.com")
+    assert signed_in(log_in(login="alice@new.example"))
+
+
 def test_the_old_address_is_told_of_the_change(alice, alice_client):
     change_email(alice_client)
     alice_client.post(link_in(mail.outbox[-1], "/accounts/confirm-email/"))
