@@ -2,6 +2,7 @@
 it counts), delete the account."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -14,6 +15,7 @@ from apikeys.models import APIKey
 from apikeys.services import api_key_create
 from metering.models import UsageRecord
 from plans.models import Customer
+from saas.dashboard import top_customers_by_usage
 from tests.web.conftest import confirm_email
 from tests.web.pages import text
 
@@ -251,6 +253,18 @@ def test_usage_stays_with_the_customer_for_billing(alice, alice_client):
     customer = Customer.objects.get(pk=alice.pk)
     assert UsageRecord.objects.get(customer=customer).count == 7
     assert str(customer) == f"deleted-{alice.user.pk}"
+
+
+def test_the_operator_dashboard_still_counts_a_deleted_customers_usage(alice, alice_client, admin_client):
+    key = api_key_create(customer=alice, name="laptop").api_key
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    UsageRecord.objects.create(customer=alice, api_key=key, endpoint="echo", hour=hour, count=7)
+    delete(alice_client)
+    (row,) = top_customers_by_usage(since=hour - timedelta(days=1))
+    assert (row.customer_id, row.email, row.units) == (alice.pk, "", 7)
+    page = admin_client.get("/admin/dashboard/")
+    assert page.status_code == 200
+    assert f'/admin/plans/customer/{alice.pk}/change/">{alice.pk}</a>' in page.content.decode()
 
 
 def test_the_deleted_address_can_sign_up_again_as_a_new_customer(alice, alice_client):
