@@ -11,7 +11,6 @@ to the log for the operator. A customer never reads a setting's name.
 """
 
 import logging
-from functools import wraps
 
 import stripe
 from django import forms
@@ -20,10 +19,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpResponseRedirect, JsonResponse
-from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from apikeys.context import customer_key_contexts, invalidate_key_contexts
 from core.errors import error_body
@@ -50,26 +48,6 @@ RETURN_UNCHECKED_MESSAGE = (
 
 def _dashboard():
     return HttpResponseRedirect(settings.BILLING_PAGE_PATH)
-
-
-def post_form(view):
-    """require_POST for the forms of the billing section, for a browser: a GET
-    or HEAD (an address reloaded, bookmarked or typed) goes back to the billing
-    section; another method gets a 405 page with Allow: POST, not Django's
-    blank 405."""
-
-    @wraps(view)
-    def only_post(request, *args, **kwargs):
-        if request.method == "POST":
-            return view(request, *args, **kwargs)
-        if request.method in ("GET", "HEAD"):
-            return HttpResponseRedirect(settings.BILLING_PAGE_PATH + "#billing")
-        context = {"billing_page": settings.BILLING_PAGE_PATH + "#billing"}
-        response = render(request, "billing/method_not_allowed.html", context, status=405)
-        response["Allow"] = "POST"
-        return response
-
-    return only_post
 
 
 def _not_available(request, reason: str) -> HttpResponseRedirect:
@@ -101,7 +79,7 @@ def _to_stripe(request, make_session) -> HttpResponseRedirect:
 
 
 @login_required
-@post_form
+@require_POST
 def checkout(request):
     """Subscribe to a paid tier with Stripe Checkout; change or cancel an
     existing subscription in the Customer Portal."""
@@ -175,7 +153,7 @@ def checkout_return(request):
 
 
 @login_required
-@post_form
+@require_POST
 def portal(request):
     customer = customer_ensure(user=request.user)
     return_url = request.build_absolute_uri(settings.BILLING_PAGE_PATH)
@@ -193,7 +171,7 @@ class SpendingCapForm(forms.Form):
 
 
 @login_required
-@post_form
+@require_POST
 def spending_cap(request):
     customer = customer_ensure(user=request.user)
     if not customer.tier.has_overage:
@@ -216,15 +194,9 @@ def spending_cap(request):
 
 
 @csrf_exempt  # Stripe cannot send a CSRF token; the signature authenticates instead.
+@require_POST
 def stripe_webhook(request):
     """Verify, store once, answer at once; a Celery task applies the event."""
-    if request.method != "POST":
-        response = JsonResponse(
-            error_body("method_not_allowed", "Stripe delivers webhook events here as POST requests."),
-            status=405,
-        )
-        response["Allow"] = "POST"
-        return response
     if not settings.STRIPE_WEBHOOK_SECRET:
         return JsonResponse(
             error_body("webhooks_not_configured", "STRIPE_WEBHOOK_SECRET is not set on this server."),

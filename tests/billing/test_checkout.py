@@ -164,8 +164,7 @@ def test_choosing_a_tier_not_on_offer_or_the_current_one_changes_nothing(
 
 def test_checkout_needs_a_login_and_a_post(stripe_double, stripe_tiers, browser):
     assert Client().post("/billing/checkout/", {"tier": "pro"})["Location"].startswith("/accounts/login/")
-    assert browser.get("/billing/checkout/")["Location"] == "/dashboard/#billing"
-    assert browser.put("/billing/checkout/").status_code == 405
+    assert browser.get("/billing/checkout/").status_code == 405
 
 
 def test_checkout_is_csrf_protected(customer, stripe_double, stripe_tiers):
