@@ -2,6 +2,7 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.utils import user_email, user_username
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.urls import reverse
 
 from plans.services import customer_ensure
 
@@ -39,3 +40,7 @@ class AccountAdapter(DefaultAccountAdapter):
             minutes = lockout_minutes(request, **credentials)
             wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
             raise ValidationError(LOCKED_OUT.format(minutes=wait), code=error.code) from None
+
+    def get_password_change_redirect_url(self, request):
+        """Back to the account page the change started from (allauth: the form again)."""
+        return reverse("dashboard:account")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import account_views, views
 
 app_name = "dashboard"
 
@@ -11,4 +11,7 @@ urlpatterns = [
     path("keys/usage.csv", views.key_usage_csv, name="key_usage_csv"),
     path("keys/<int:pk>/revoke/", views.key_revoke, name="key_revoke"),
     path("keys/<int:pk>/rotate/", views.key_rotate, name="key_rotate"),
+    path("account/", account_views.account, name="account"),
+    path("account/delete/", account_views.account_delete_view, name="account_delete"),
+    path("account/deleted/", account_views.account_deleted, name="account_deleted"),
 ]

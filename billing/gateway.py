@@ -151,6 +151,11 @@ def stripe_customer_ensure(customer: Customer) -> str:
     return customer.stripe_customer_id
 
 
+def stripe_customer_email_update(stripe_customer_id: str, email: str) -> dict:
+    """Invoices and receipts go to `email` from now on."""
+    return stripe_client().v1.customers.update(stripe_customer_id, {"email": email}).to_dict()
+
+
 def checkout_session_create(customer: Customer, tier: Tier, *, success_url: str, cancel_url: str) -> dict:
     line_items = [{"price": tier.stripe_price_id, "quantity": 1}]
     if tier.stripe_overage_price_id:
@@ -182,6 +187,21 @@ def portal_session_create(customer: Customer, *, return_url: str, flow: dict | N
 
 def subscription_fetch(subscription_id: str) -> dict:
     return stripe_client().v1.subscriptions.retrieve(subscription_id).to_dict()
+
+
+def subscription_cancel(subscription_id: str) -> dict:
+    """End the subscription now. invoice_now bills the metered overage
+    reported so far on a final invoice; the flat price already paid for the
+    period is not prorated back (Stripe's default)."""
+    try:
+        return stripe_client().v1.subscriptions.cancel(subscription_id, {"invoice_now": True}).to_dict()
+    except stripe.InvalidRequestError:
+        # Already cancelled (a replay, or the customer cancelled in the
+        # Portal meanwhile): Stripe refuses a second cancel; its state is the answer.
+        subscription = subscription_fetch(subscription_id)
+        if subscription["status"] != "canceled":
+            raise
+        return subscription
 
 
 def subscriptions_of(stripe_customer_id: str) -> list[dict]:

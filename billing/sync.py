@@ -7,9 +7,9 @@ from admin never duplicates the side effect in Stripe.
 from django.db.models import F
 from django.utils import timezone
 
-from plans.models import Tier
+from plans.models import Customer, Tier
 
-from .gateway import catalog_sync_tier, meter_event_send
+from .gateway import catalog_sync_tier, meter_event_send, stripe_customer_email_update, subscription_cancel
 from .models import OverageReport, StripeSync, SyncStatus
 from .queueing import RUN_STRIPE_SYNC, queue_after_commit
 from .stripe_api import is_configured
@@ -38,6 +38,49 @@ def catalog_sync_queue(tier: Tier) -> StripeSync | None:
     )
 
 
+def customer_email_sync_queue(customer: Customer) -> StripeSync | None:
+    """Queue sending the customer's (new, verified) email to their Stripe
+    customer, if they have one. The task sends the address current when it
+    runs, so a late retry never puts back an older one."""
+    if not customer.stripe_customer_id:
+        return None
+    return stripe_sync_queue(
+        operation="customer_email",
+        target=f"customer:{customer.pk}",
+        arguments={"customer_id": customer.pk},
+        idempotency_key=f"customer-email:{customer.pk}:{timezone.now().timestamp()}",
+    )
+
+
+def subscription_cancel_queue(customer: Customer) -> StripeSync | None:
+    """Queue cancelling the customer's subscription at Stripe, if they have
+    one. Recorded even without Stripe configured: a cancellation owed must
+    show in admin (failed, for a replay), never be dropped."""
+    if not customer.stripe_subscription_id:
+        return None
+    subscription_id = customer.stripe_subscription_id
+    return stripe_sync_queue(
+        operation="subscription_cancel",
+        target=f"customer:{customer.pk}",
+        arguments={"subscription_id": subscription_id},
+        idempotency_key=f"subscription-cancel:{subscription_id}",
+    )
+
+
+def _sync_customer_email(sync: StripeSync) -> dict:
+    customer = Customer.objects.select_related("user").get(pk=sync.arguments["customer_id"])
+    email = customer.user.email
+    if not email or not customer.stripe_customer_id:
+        return {"skipped": "no email or no Stripe customer"}  # the account was deleted meanwhile
+    stripe_customer_email_update(customer.stripe_customer_id, email)
+    return {"email": email}
+
+
+def _sync_subscription_cancel(sync: StripeSync) -> dict:
+    subscription = subscription_cancel(sync.arguments["subscription_id"])
+    return {"status": subscription["status"]}
+
+
 def _sync_catalog(sync: StripeSync) -> dict:
     tier = Tier.objects.get(pk=sync.arguments["tier_id"])
     ids = catalog_sync_tier(tier)
@@ -59,7 +102,12 @@ def _sync_overage(sync: StripeSync) -> dict:
     return {"identifier": event.get("identifier", report.identifier)}
 
 
-OPERATIONS = {"catalog": _sync_catalog, "overage": _sync_overage}
+OPERATIONS = {
+    "catalog": _sync_catalog,
+    "overage": _sync_overage,
+    "customer_email": _sync_customer_email,
+    "subscription_cancel": _sync_subscription_cancel,
+}
 
 
 def stripe_sync_run(sync_pk: int) -> str:

@@ -4,6 +4,10 @@ Stripe webhook endpoint.
 The browser views only send the customer to Stripe and back; access changes
 come from a verified webhook or a server-side fetch from Stripe, never from
 the success redirect itself.
+
+Without Stripe configured (no STRIPE_SECRET_KEY) the customer reads only that
+billing is not available right now; the reason, with the setting's name, goes
+to the log for the operator. A customer never reads a setting's name.
 """
 
 import logging
@@ -33,10 +37,25 @@ from .webhooks import EventMalformed, SignatureInvalid, event_store, event_verif
 logger = logging.getLogger(__name__)
 
 STRIPE_DOWN_MESSAGE = "Stripe is not answering right now; nothing was changed. Please try again in a minute."
+NOT_AVAILABLE_MESSAGE = (
+    "Billing is not available right now: your plan stays as it is. Please try again later."
+)
+RETURN_UNCHECKED_MESSAGE = (
+    "We could not check your payment with Stripe just now. If you paid, your plan "
+    "changes as soon as Stripe confirms it; there is nothing more to do."
+)
 
 
 def _dashboard():
     return HttpResponseRedirect(settings.BILLING_PAGE_PATH)
+
+
+def _not_available(request, reason: str) -> HttpResponseRedirect:
+    """Back to the billing page saying billing is not available; `reason`,
+    which may name settings, is for the operator's log only."""
+    logger.warning("%s: billing is not available: %s", request.path, reason)
+    messages.error(request, NOT_AVAILABLE_MESSAGE)
+    return _dashboard()
 
 
 def _has_live_subscription(customer: Customer) -> bool:
@@ -48,7 +67,7 @@ def _to_stripe(request, make_session) -> HttpResponseRedirect:
     try:
         session = make_session()
     except BillingUnavailable as error:
-        messages.error(request, error.detail)
+        return _not_available(request, error.detail)
     except stripe.CardError as error:
         messages.error(request, error.user_message or "The card was refused.")
     except stripe.StripeError:
@@ -65,8 +84,7 @@ def checkout(request):
     """Subscribe to a paid tier with Stripe Checkout; change or cancel an
     existing subscription in the Customer Portal."""
     if not is_configured():
-        messages.error(request, "Billing is not configured on this server yet: plans cannot change.")
-        return _dashboard()
+        return _not_available(request, "STRIPE_SECRET_KEY is empty")
     customer = customer_ensure(user=request.user)
     tier = Tier.objects.filter(slug=request.POST.get("tier", ""), is_active=True).first()
     if tier is None:
@@ -104,6 +122,8 @@ def checkout(request):
 def checkout_return(request):
     """Back from Checkout: ask Stripe (server side) what happened, rather than
     trusting that the browser came back to the success URL."""
+    if not is_configured():
+        return _not_available(request, "STRIPE_SECRET_KEY is empty; a Checkout return was not checked")
     customer = customer_ensure(user=request.user)
     session_id = request.GET.get("session_id", "")
     if not session_id.startswith("cs_"):
@@ -117,7 +137,7 @@ def checkout_return(request):
             subscription = gateway.subscription_fetch(session["subscription"])
     except (stripe.StripeError, BillingUnavailable):
         logger.warning("checkout return: could not fetch session %s", session_id, exc_info=True)
-        messages.info(request, "Thank you! Your plan changes as soon as Stripe confirms the payment.")
+        messages.warning(request, RETURN_UNCHECKED_MESSAGE)
         return _dashboard()
     if not belongs:
         messages.error(request, "That Checkout session is not yours.")

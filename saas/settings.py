@@ -331,6 +331,11 @@ ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_PREVENT_ENUMERATION = True  # sign-up, login and password reset (accounts.W003 watches it)
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Tiered API] "
+# Changing the email (the account page): the new address replaces the old
+# one, as the primary and the login, only once it is confirmed; one change
+# pending at a time. The old address is told of the change, and of a new password.
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_EMAIL_NOTIFICATIONS = True
 # Attempts per client IP, counted in the default cache (Redis when REDIS_URL
 # is set; per process otherwise). Failed logins are also limited per account,
 # and the lockout says in how many minutes to try again (accounts.lockout).

@@ -246,6 +246,7 @@ class StripeDouble:
     def _route(self, method: str, path: str, params: dict) -> tuple[int, dict]:
         routes = [
             ("POST", r"/v1/customers", self._create_customer),
+            ("POST", r"/v1/customers/(?P<id>[^/]+)", self._update_customer),
             ("GET", r"/v1/products/(?P<id>[^/]+)", self._get_product),
             ("POST", r"/v1/products", self._create_product),
             ("POST", r"/v1/products/(?P<id>[^/]+)", self._update_product),
@@ -260,6 +261,7 @@ class StripeDouble:
             ("POST", r"/v1/billing_portal/sessions", self._create_portal_session),
             ("GET", r"/v1/subscriptions/(?P<id>[^/]+)", self._get_subscription),
             ("GET", r"/v1/subscriptions", self._list_subscriptions),
+            ("DELETE", r"/v1/subscriptions/(?P<id>[^/]+)", self._cancel_subscription),
         ]
         for route_method, pattern, handler in routes:
             match = re.fullmatch(pattern, path)
@@ -277,6 +279,12 @@ class StripeDouble:
         customer.update(id=self.new_id("cus"), email=params.get("email"), metadata=params.get("metadata", {}))
         self.customers[customer["id"]] = customer
         return 200, customer
+
+    def _update_customer(self, params, id):
+        if id not in self.customers:
+            return self._missing("customer", id)
+        self.customers[id].update({name: params[name] for name in ("email", "name") if name in params})
+        return 200, self.customers[id]
 
     def _get_product(self, params, id):
         return (200, self.products[id]) if id in self.products else self._missing("product", id)
@@ -408,6 +416,19 @@ class StripeDouble:
         if id not in self.subscriptions:
             return self._missing("subscription", id)
         return 200, self.subscriptions[id]
+
+    def _cancel_subscription(self, params, id):
+        """Ends it now; a second cancel is refused, as Stripe refuses it."""
+        if id not in self.subscriptions:
+            return self._missing("subscription", id)
+        subscription = self.subscriptions[id]
+        if subscription["status"] == "canceled":
+            return 400, error_body(
+                "invalid_request_error", f"A canceled subscription can only update its metadata: {id}"
+            )
+        now = int(time.time())
+        subscription.update(status="canceled", canceled_at=now, ended_at=now)
+        return 200, subscription
 
     def _list_subscriptions(self, params):
         found = [s for s in self.subscriptions.values() if s["customer"] == params.get("customer")]
