@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django_redis import get_redis_connection
 
-from plans.models import Customer
+from plans.models import Customer, Tier
 from plans.periods import period_bounds
 
 from .keys import REFUSAL_PREFIX, USAGE_PREFIX, pending_key, quota_key, snapshot_key
@@ -156,6 +156,17 @@ def customer_usage_summary(*, customer: Customer, now: datetime) -> UsageSummary
     return usage_summary(
         customer_id=customer.pk, quota=customer.quota, period_start=start, period_end=end, now=now
     )
+
+
+def tier_above(*, tier_slug: str) -> Tier | None:
+    """The tier to offer a customer on `tier_slug` who ran out of quota: the
+    cheapest public tier open to subscriptions that costs more than theirs;
+    None when theirs is the highest (or unknown)."""
+    current = Tier.objects.filter(slug=tier_slug).values_list("price", flat=True).first()
+    if current is None:
+        return None
+    higher = Tier.objects.filter(is_public=True, is_active=True, price__gt=current)
+    return higher.order_by("price", "display_order", "slug").first()
 
 
 def refusals_by_hour(*, customer_id: int, start: datetime, end: datetime) -> dict[tuple[datetime, int], int]:
