@@ -308,6 +308,12 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # bare gunicorn work without a collectstatic step.
 WHITENOISE_USE_FINDERS = True
 
+# The product's name, at the head of every email subject ("[Tiered API] ..."),
+# and the public address of the site, for links in emails sent outside a
+# request (a Celery task has no host to build them from).
+PRODUCT_NAME = env.str("PRODUCT_NAME", default="Tiered API")
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 
@@ -325,7 +331,7 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_PREVENT_ENUMERATION = True  # sign-up, login and password reset (accounts.W003 watches it)
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Tiered API] "
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{PRODUCT_NAME}] "
 # Attempts per client IP, counted in the default cache (Redis when REDIS_URL
 # is set; per process otherwise). Failed logins are also limited per account,
 # and the lockout says in how many minutes to try again (accounts.lockout).
