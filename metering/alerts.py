@@ -66,7 +66,7 @@ def _body(customer: Customer, threshold: int) -> str:
             "customer": customer,
             "tier": tier,
             "threshold": threshold,
-            "upgrade": tier_above(tier_slug=tier.slug),
+            "upgrade": tier_above(tier_slug=tier.slug, quota=customer.quota),
             "dashboard_url": settings.SITE_URL + settings.BILLING_PAGE_PATH,
             "product_name": settings.PRODUCT_NAME,
         },

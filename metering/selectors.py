@@ -158,14 +158,15 @@ def customer_usage_summary(*, customer: Customer, now: datetime) -> UsageSummary
     )
 
 
-def tier_above(*, tier_slug: str) -> Tier | None:
-    """The tier to offer a customer on `tier_slug` who ran out of quota: the
-    cheapest public tier open to subscriptions that costs more than theirs;
-    None when theirs is the highest (or unknown)."""
+def tier_above(*, tier_slug: str, quota: int) -> Tier | None:
+    """The tier to offer a customer on `tier_slug` with `quota` (theirs, an
+    override included) who is running out of it: the cheapest public tier open
+    to subscriptions that costs more than theirs and gives more quota; None
+    when there is none (theirs is the highest, or unknown)."""
     current = Tier.objects.filter(slug=tier_slug).values_list("price", flat=True).first()
     if current is None:
         return None
-    higher = Tier.objects.filter(is_public=True, is_active=True, price__gt=current)
+    higher = Tier.objects.filter(is_public=True, is_active=True, price__gt=current, quota__gt=quota)
     return higher.order_by("price", "display_order", "slug").first()
 
 

@@ -101,18 +101,21 @@ class Upgrade:
 
 
 UPGRADE_CACHE_SECONDS = 60
-_upgrades: dict[str, tuple[tuple[str, int, str] | None, float]] = {}
+_upgrades: dict[tuple[str, int], tuple[tuple[str, int, str] | None, float]] = {}
 
 
 def upgrade_for(context: KeyContext, url: str) -> Upgrade | None:
     """The next tier up from the key's, looked up at most once a minute per
     tier and process: a client that keeps calling past its quota must not
     cost a query per 429. A tier renamed or repriced shows within the minute."""
-    cached = _upgrades.get(context.tier_slug)
+    key = (context.tier_slug, context.quota)
+    cached = _upgrades.get(key)
     if cached is None or monotonic() - cached[1] >= UPGRADE_CACHE_SECONDS:
-        tier = tier_above(tier_slug=context.tier_slug)
+        tier = tier_above(tier_slug=context.tier_slug, quota=context.quota)
         found = (tier.name, tier.quota, tier.get_quota_period_display()) if tier else None
-        cached = _upgrades[context.tier_slug] = (found, monotonic())
+        if len(_upgrades) > 10_000:
+            _upgrades.clear()
+        cached = _upgrades[key] = (found, monotonic())
     if cached[0] is None:
         return None
     return Upgrade(*cached[0], url=url)

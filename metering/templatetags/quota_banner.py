@@ -25,5 +25,5 @@ def quota_banner(summary: UsageSummary, tier: Tier) -> dict:
         "percent": summary.used * 100 // summary.quota,
         "summary": summary,
         "overage": tier.has_overage,
-        "upgrade": tier_above(tier_slug=tier.slug),
+        "upgrade": tier_above(tier_slug=tier.slug, quota=summary.quota),
     }

@@ -79,3 +79,11 @@ def text_of(html: str) -> str:
 def test_the_banner_shows_once(alice, alice_client, api_key):
     use(alice, api_key, 1000)
     assert text(alice_client.get("/dashboard/")).count("used up") == 1
+
+
+def test_a_customer_whose_own_quota_beats_the_next_tier_is_offered_the_one_after(
+    alice, alice_client, api_key
+):
+    Customer.objects.filter(pk=alice.pk).update(quota_override=100_000)
+    use(alice, api_key, 100_000)
+    assert "Upgrade to Enterprise" in banner(alice_client.get("/dashboard/"))
