@@ -1,6 +1,7 @@
 """The quota banners in headless Chromium at 1366x900 and 390x844: visible,
 with the upgrade button in reach, and no page wider than its viewport.
-Screenshots: artifacts/screenshots/quota-banner-<80|100>-<desktop|phone>.png."""
+Screenshots: artifacts/screenshots/quota-banner-<80|100>-<desktop|phone>.png, and
+too-many-attempts-<desktop|phone>.png for the 429 page of the account forms."""
 
 from datetime import UTC, datetime
 
@@ -60,4 +61,35 @@ def test_the_quota_banner_fits_the_screen_with_its_upgrade_button(
     upgrade.click()
     expect(page).to_have_url(live_server.url + "/dashboard/#billing")
     expect(page.locator("#billing")).to_be_in_viewport()
+    context.close()
+
+
+@pytest.fixture
+def signups_spent(client, default_tiers, settings):
+    """One sign-up allowed per hour from this address, and used (before Playwright starts)."""
+    settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "signup": "1/h/ip"}
+    password = "pw-9f8e7d6c5b"
+    form = {"email": "first@example.com", "password1": password, "password2": password}
+    assert client.post("/accounts/signup/", form).status_code == 302
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_429_page_says_when_to_try_again_and_fits_the_screen(
+    live_server,
+    signups_spent,
+    browser,  # noqa: F811 (the fixture imported above)
+    size,
+):
+    width, height = SIZES[size]
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=size == "phone")
+    page = context.new_page()
+    page.goto(live_server.url + "/accounts/signup/")
+    page.fill("input[name=email]", "second@example.com")
+    page.fill("input[name=password1]", "pw-9f8e7d6c5b")
+    page.fill("input[name=password2]", "pw-9f8e7d6c5b")
+    page.get_by_role("button", name="Sign Up").click()
+    expect(page.get_by_role("heading", name="Too many attempts")).to_be_visible()
+    expect(page.locator("#retry-at")).to_contain_text(" UTC")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    page.screenshot(path=SCREENSHOTS / f"too-many-attempts-{size}.png", full_page=True)
     context.close()
