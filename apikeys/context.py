@@ -57,7 +57,7 @@ from django.db.models import QuerySet
 from core.breaker import cache_breaker
 from core.errors import DatabaseUnavailable
 
-from .last_used import LastUsedWriter, api_keys_record_use, last_used_writer
+from .last_used import LastUsedWriter, last_used_writer
 from .models import APIKey
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,6 @@ VERSION_TTL_SECONDS = CONTEXT_TTL_SECONDS + 24 * 3600
 # Per process, for contexts and for rejected keys alike: a flood of made-up
 # keys must not grow a process without bound.
 LOCAL_MAX_ENTRIES = 10_000
-LAST_USED_FLUSH_SECONDS = 60
 # Versions set per Redis round trip by an invalidation of many keys (a tier's).
 INVALIDATION_BATCH = 1_000
 # Rejected keys in the shared cache: UNKNOWN for a hash no key has, else the
@@ -235,8 +234,6 @@ class KeyContextCache:
         self._entries: dict[str, _Entry] = {}
         # -> (None for unknown, or the revoked context; remembered at)
         self._rejected: dict[str, tuple[KeyContext | None, float]] = {}
-        self._last_used: dict[int, float] = {}
-        self._last_used_flushed_at = clock()
         self._lock = threading.Lock()
 
     def get(self, hashed_key: str, older: tuple[str, ...] = (), *, before_query=None) -> KeyContext | None:
@@ -341,23 +338,13 @@ class KeyContextCache:
             return Loaded(stored.context(), False)
 
     def note_use(self, key_id: int, when: float) -> None:
-        """Remember a key's use; handed to the writer thread at most once a
-        minute per process, so the request never waits on the database."""
-        self._last_used[key_id] = when
-        if self._clock() - self._last_used_flushed_at >= LAST_USED_FLUSH_SECONDS:
-            self._writer.submit(self._take_last_used())
+        """Remember a key's use: its writer thread stores it within seconds
+        (apikeys.last_used), so the request never waits on the database."""
+        self._writer.note(key_id, when)
 
     def flush_last_used(self) -> None:
         """Write the uses noted so far, now, in this thread."""
-        pending = self._take_last_used()
-        if pending:
-            api_keys_record_use(last_used=pending)
-
-    def _take_last_used(self) -> dict[int, float]:
-        with self._lock:
-            pending, self._last_used = self._last_used, {}
-            self._last_used_flushed_at = self._clock()
-        return pending
+        self._writer.write_now()
 
 
 def store_shared(hashed_key: str, context: KeyContext, version: str | None, *, loaded_at: float) -> None:

@@ -231,7 +231,7 @@ def drive(port: int, path: Path, seconds: float, script: Path) -> dict:
 
 def key_lookups() -> int:
     """Scans of apikeys_apikey so far: one per key lookup (and one per last_used_at write
-    of the valid key, once a minute per process).
+    of the valid key, at most every 2 s per process: apikeys.last_used).
 
     A backend publishes its counters when it ends, and otherwise up to 10 s late
     when idle; so the server's connections are ended first (Django's connection
@@ -375,8 +375,8 @@ def report(runs, round_ratios, *, sight_lookups, slice_lookups, loads, seconds):
         f"key lookups in PostgreSQL: {sight_lookups[0]:,} at the first sight of {POOL:,} unknown keys, "
         f"{sight_lookups[1]:,} at their second; {slice_lookups:,} during the slices "
         f"({figures['unknown key']['requests'] + figures['refused address']['requests']:,} unknown keys; "
-        "the valid key's context reloads once a minute and its last_used_at write, once a minute per "
-        "process, count too)"
+        "the valid key's context reloads once a minute and its last_used_at write, at most every 2 s "
+        "per process, count too)"
     )
     if any(figure["unexpected"] for figure in figures.values()):
         print("  WARNING: some answers had another status than their kind's")

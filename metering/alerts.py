@@ -6,10 +6,12 @@ from datetime import datetime
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
 
 from plans.models import Customer
 
 from .models import QuotaAlert
+from .selectors import tier_above
 
 logger = logging.getLogger(__name__)
 
@@ -45,20 +47,27 @@ def quota_alert_send(*, customer_id: int, period_start: datetime, threshold: int
 
 
 def _subject(threshold: int) -> str:
-    if threshold >= 100:
-        return "You have used all of your API quota"
-    return f"You have used {threshold}% of your API quota"
+    """With the product's name first (settings.PRODUCT_NAME), as every email of the site."""
+    said = (
+        "You have used all of your API quota"
+        if threshold >= 100
+        else f"You have used {threshold}% of your API quota"
+    )
+    return f"[{settings.PRODUCT_NAME}] {said}"
 
 
 def _body(customer: Customer, threshold: int) -> str:
+    """metering/emails/quota_alert.txt; links are absolute (settings.SITE_URL):
+    the email is sent by a task, with no request to take the host from."""
     tier = customer.tier
-    after = (
-        "Further requests are billed as overage."
-        if tier.has_overage
-        else "Further requests are refused with 429 until the period ends, or until you upgrade."
-    )
-    return (
-        f"Your {tier.name} plan includes {customer.quota} requests {tier.get_quota_period_display()}, "
-        f"and you have now used {threshold}% of them.\n\n"
-        f"{after if threshold >= 100 else 'You will get one more email if you reach 100%.'}\n"
+    return render_to_string(
+        "metering/emails/quota_alert.txt",
+        {
+            "customer": customer,
+            "tier": tier,
+            "threshold": threshold,
+            "upgrade": tier_above(tier_slug=tier.slug, quota=customer.quota),
+            "dashboard_url": settings.SITE_URL + settings.BILLING_PAGE_PATH,
+            "product_name": settings.PRODUCT_NAME,
+        },
     )

@@ -45,8 +45,16 @@ from redis.exceptions import LockError
 from core.redis_cluster import is_cluster
 
 from .cost import cost_aggregator
-from .keys import COST_KEY, COST_SNAPSHOT_KEY, WITNESS_PREFIX, customer_of, pending_key, snapshot_key
-from .ledger import add_cost_fields, add_usage, lock_usages
+from .keys import (
+    COST_KEY,
+    COST_SNAPSHOT_KEY,
+    REFUSAL_PREFIX,
+    WITNESS_PREFIX,
+    customer_of,
+    pending_key,
+    snapshot_key,
+)
+from .ledger import add_cost_fields, add_refusal_fields, add_usage, lock_usages
 from .limiter.contract import PENDING_TTL_MS
 from .models import FlushedBatch
 
@@ -108,6 +116,15 @@ def _usage_fields(raw: dict) -> dict[str, int]:
     }
 
 
+def _refusals(fields: dict[str, int]) -> dict[str, int]:
+    """A customer's `r|<hour>|429` counts (metering.keys)."""
+    return {name: count for name, count in fields.items() if name.startswith(REFUSAL_PREFIX)}
+
+
+def _without_refusals(fields: dict[str, int]) -> dict[str, int]:
+    return {name: count for name, count in fields.items() if not name.startswith(REFUSAL_PREFIX)}
+
+
 def read_snapshots(client, owners: list) -> dict:
     """{owner: its snapshot's counts}, in one round trip."""
     with client.pipeline(transaction=False) as pipe:
@@ -152,7 +169,9 @@ def apply_snapshots(snapshots: dict) -> set:
         applied = {owner for owner, (batch, _) in snapshots.items() if batch in new}
         if COST in applied:
             add_cost_fields(snapshots[COST][1])
-        add_usage({owner: snapshots[owner][1] for owner in customers if owner in applied})
+        counts = {owner: snapshots[owner][1] for owner in customers if owner in applied}
+        add_usage({owner: _without_refusals(fields) for owner, fields in counts.items()})
+        add_refusal_fields({owner: _refusals(fields) for owner, fields in counts.items()})
     return applied
 
 
@@ -223,7 +242,7 @@ def flush_owners(client, owners: list) -> int:
         applied = apply_snapshots(
             {owner: (snapshot.batch, counts[owner]) for owner, snapshot in snapshots.items()}
         )
-        moved += sum(sum(counts[owner].values()) for owner in applied)
+        moved += sum(sum(_without_refusals(counts[owner]).values()) for owner in applied)
         discard_snapshots(client, {owner: snapshot.batch for owner, snapshot in snapshots.items()})
         owners = [owner for owner, snapshot in snapshots.items() if snapshot.left_over]
         if not owners:

@@ -8,10 +8,13 @@ layout changes.
 
 Pending usage hash fields, in the customer's slot:
   u|<bucket epoch>|<key id>|<endpoint>   billable units
+  r|<hour epoch>|429                     requests the limiter refused, counted
+                                         by check_and_reserve.lua as it refuses
 A bucket starts at the UTC hour, or at the quota period's start when the
 period began inside that hour (usage_bucket), so no bucket straddles a period.
 The cost hash (COST_KEY, its own slot) holds `c|<hour>|<endpoint>|<metric>`
-samples and `r|<hour>|<customer id>|<status>` refusal counts (metering.cost).
+samples and `r|<hour>|<customer id>|402` counts of suspended customers'
+refused requests (metering.cost), which never reach the limiter.
 """
 
 import hashlib
@@ -95,6 +98,16 @@ def hour_start(hour: int) -> datetime:
 
 def usage_field(hour: int, key_id: int, endpoint: str) -> str:
     return f"u|{hour}|{key_id}|{endpoint}"
+
+
+USAGE_PREFIX = "u|"
+REFUSAL_PREFIX = "r|"
+TOO_MANY_REQUESTS = 429
+
+
+def refusal_field(hour: int) -> str:
+    """The pending hash's count of 429s refused in the UTC hour starting at `hour`."""
+    return f"{REFUSAL_PREFIX}{hour}|{TOO_MANY_REQUESTS}"
 
 
 # A billed check's witness in the pending hash: "w|<slot>" -> its token, the

@@ -184,6 +184,18 @@ def add_cost_fields(fields: dict[str, int]) -> None:
     )
 
 
+def add_refusal_fields(fields_by_customer: dict[int, dict[str, int]]) -> None:
+    """Add the `r|<hour>|<status>` counts of customers' pending hashes
+    (counted by check_and_reserve.lua, or by the embedded limiter) to RefusalRecord."""
+    refusals: dict[tuple, int] = defaultdict(int)
+    for customer_id, fields in fields_by_customer.items():
+        for name, count in fields.items():
+            _, hour, status = name.split("|")
+            refusals[(customer_id, hour_start(int(hour)), int(status))] += int(count)
+    if refusals:
+        _add_refusals(refusals)
+
+
 def _add_refusals(refusals: dict[tuple, int]) -> None:
     known = set(Customer.objects.filter(pk__in={c for c, _, _ in refusals}).values_list("pk", flat=True))
     _upsert(

@@ -70,7 +70,7 @@ class MeteringMiddleware:
         response = self.get_response(request)
         sample = meter.finish(response) if meter else None
         metered: MeteredRequest | None = getattr(request, METERING_ATTRIBUTE, None)
-        if response.status_code in REFUSAL_STATUSES:
+        if response.status_code == PAYMENT_REQUIRED:
             _count_refusal(request, response.status_code)
         if metered is None:
             return response
@@ -86,7 +86,10 @@ class MeteringMiddleware:
         return response
 
 
-REFUSAL_STATUSES = frozenset({402, 429})
+# A 429 is counted by the limiter's own call as it refuses (check_and_reserve.lua,
+# in the customer's pending hash); a 402 never reaches the limiter, so it rides
+# along with the cost samples.
+PAYMENT_REQUIRED = 402
 
 
 def _count_refusal(request, status: int) -> None:

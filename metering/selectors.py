@@ -9,16 +9,26 @@ from django.db import transaction
 from django.db.models import Sum
 from django_redis import get_redis_connection
 
-from plans.models import Customer
+from plans.models import Customer, Tier
 from plans.periods import period_bounds
 
-from .keys import pending_key, quota_key, snapshot_key
+from .keys import REFUSAL_PREFIX, USAGE_PREFIX, pending_key, quota_key, snapshot_key
 from .ledger import lock_usage
 from .models import FlushedBatch, RefusalRecord, UsageRecord
 
 
 def pending_usage_fields(customer_id: int) -> dict[str, int]:
     """`u|...` fields not yet in PostgreSQL: the pending hash and an unapplied snapshot."""
+    return _pending_fields(customer_id, USAGE_PREFIX)
+
+
+def pending_refusal_fields(customer_id: int) -> dict[str, int]:
+    """`r|<hour>|429` counts not yet in PostgreSQL (check_and_reserve.lua counts
+    each refusal as it happens), from the pending hash and an unapplied snapshot."""
+    return _pending_fields(customer_id, REFUSAL_PREFIX)
+
+
+def _pending_fields(customer_id: int, prefix: str) -> dict[str, int]:
     if not settings.REDIS_URL:
         return {}
     client = get_redis_connection("default")
@@ -33,9 +43,10 @@ def pending_usage_fields(customer_id: int) -> dict[str, int]:
     if batch is not None and FlushedBatch.objects.filter(batch=batch.decode()).exists():
         snapshot = {}
     fields: dict[str, int] = defaultdict(int)
+    wanted = prefix.encode()
     for source in (pending, snapshot):
         for name, value in source.items():
-            if name.startswith(b"u|"):
+            if name.startswith(wanted):
                 fields[name.decode()] += int(value)
     return fields
 
@@ -183,15 +194,40 @@ def customer_usage_summary(*, customer: Customer, now: datetime) -> UsageSummary
     )
 
 
+def tier_above(*, tier_slug: str, quota: int) -> Tier | None:
+    """The tier to offer a customer on `tier_slug` with `quota` (theirs, an
+    override included) who is running out of it: the cheapest public tier open
+    to subscriptions that costs more than theirs and gives more quota; None
+    when there is none (theirs is the highest, or unknown)."""
+    current = Tier.objects.filter(slug=tier_slug).values_list("price", flat=True).first()
+    if current is None:
+        return None
+    higher = Tier.objects.filter(is_public=True, is_active=True, price__gt=current, quota__gt=quota)
+    return higher.order_by("price", "display_order", "slug").first()
+
+
 def refusals_by_hour(*, customer_id: int, start: datetime, end: datetime) -> dict[tuple[datetime, int], int]:
-    """Refused API requests by (UTC hour, status): 429 and 402. Counted per
-    process and moved to PostgreSQL by the usage flush, so they lag it."""
-    rows = (
-        RefusalRecord.objects.filter(customer_id=customer_id, hour__gte=start, hour__lt=end)
-        .values("hour", "status")
-        .annotate(refused=Sum("count"))
-    )
-    return {(row["hour"].astimezone(UTC), row["status"]): row["refused"] for row in rows}
+    """Refused API requests by (UTC hour, status), for the hours starting in
+    [start, end): PostgreSQL's plus the 429s still in Redis, so a 429 shows
+    as soon as it is refused. 402s are counted per process and written every
+    few seconds (metering.cost), then moved by the usage flush."""
+    refused: dict[tuple[datetime, int], int] = defaultdict(int)
+    with transaction.atomic():
+        lock_usage(customer_id, shared=True)  # no flush commits between the two reads
+        rows = list(
+            RefusalRecord.objects.filter(customer_id=customer_id, hour__gte=start, hour__lt=end)
+            .values("hour", "status")
+            .annotate(refused=Sum("count"))
+        )
+        pending = pending_refusal_fields(customer_id)
+    for row in rows:
+        refused[(row["hour"].astimezone(UTC), row["status"])] += row["refused"]
+    for name, count in pending.items():
+        _, hour, status = name.split("|")
+        when = datetime.fromtimestamp(int(hour), UTC)
+        if start <= when < end and count:
+            refused[(when, int(status))] += count
+    return dict(refused)
 
 
 # The usage reconcile's reads (billing.usage_reconcile): each store on its own,

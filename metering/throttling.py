@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from time import monotonic
 
 from django.conf import settings
 from rest_framework import status
@@ -36,7 +37,7 @@ from .limiter import (
     Reason,
     get_limiter,
 )
-from .selectors import usage_in_period
+from .selectors import tier_above, usage_in_period
 from .usage import UNBILLED_METHODS
 
 logger = logging.getLogger(__name__)
@@ -89,26 +90,67 @@ def limits_for(context: KeyContext, now: datetime) -> Limits:
     )
 
 
-def rate_limited_error(decision: Decision) -> RateLimited:
-    limits = decision.limits
+@dataclass(frozen=True)
+class Upgrade:
+    """The tier a refusal for quota offers, and where to take it."""
+
+    tier: str
+    quota: int
+    period: str  # "per month"
+    url: str  # absolute: the dashboard's plan section
+
+
+UPGRADE_CACHE_SECONDS = 60
+_upgrades: dict[tuple[str, int], tuple[tuple[str, int, str] | None, float]] = {}
+
+
+def upgrade_for(context: KeyContext, url: str) -> Upgrade | None:
+    """The next tier up from the key's, looked up at most once a minute per
+    tier and process: a client that keeps calling past its quota must not
+    cost a query per 429. A tier renamed or repriced shows within the minute."""
+    key = (context.tier_slug, context.quota)
+    cached = _upgrades.get(key)
+    if cached is None or monotonic() - cached[1] >= UPGRADE_CACHE_SECONDS:
+        tier = tier_above(tier_slug=context.tier_slug, quota=context.quota)
+        found = (tier.name, tier.quota, tier.get_quota_period_display()) if tier else None
+        if len(_upgrades) > 10_000:
+            _upgrades.clear()
+        cached = _upgrades[key] = (found, monotonic())
+    if cached[0] is None:
+        return None
+    return Upgrade(*cached[0], url=url)
+
+
+def rate_limited_error(decision: Decision, upgrade: Upgrade | None = None) -> RateLimited:
+    """The 429: what refused, when it resets (seconds and an ISO 8601 UTC
+    date-time), and for a quota refusal the upgrade when a higher tier exists."""
+    limits, reset = decision.limits, decision.reset_at
+    reset = reset.astimezone(UTC)
+    reset_at = reset.strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = f"{reset.day} {reset:%B %Y at %H:%M} UTC"
     if decision.reason == Reason.BURST:
         code, limit, window = "burst_limit_exceeded", limits.burst, "second"
-        detail = f"More than {limits.burst} requests in one second."
+        detail = f"More than {limits.burst} requests in one second. Retry after {reset_at}."
+        upgrade = None  # a second's wait is the answer, not a bigger plan
     elif not limits.hard_quota:
         code, limit, window = "spending_cap_reached", limits.ceiling, "period"
         detail = (
-            f"The overage spending cap is reached ({limits.ceiling} requests this period, "
-            "quota included). Raise the cap on the dashboard."
+            f"The overage spending cap is reached ({limits.ceiling:,} requests this period, "
+            f"quota included); it resets on {when}. Raise the cap on the dashboard."
         )
     else:
         code, limit, window = "quota_exceeded", limits.quota, "period"
-        detail = f"The quota of {limits.quota} requests for this period is used up."
-    retry = decision.retry_after_seconds
-    return RateLimited(
-        f"{detail} Retry in {retry} s.",
-        code=code,
-        extra={"limit": limit, "window": window, "retry_after": retry},
-    )
+        detail = f"The quota of {limits.quota:,} requests for this period is used up; it resets on {when}."
+    extra = {
+        "limit": limit,
+        "window": window,
+        "retry_after": decision.retry_after_seconds,
+        "reset_at": reset_at,
+    }
+    if upgrade is not None:
+        detail += f" Upgrade to {upgrade.tier} for {upgrade.quota:,} requests {upgrade.period}: {upgrade.url}"
+        extra.update(upgrade_tier=upgrade.tier, upgrade_url=upgrade.url)
+    return RateLimited(detail, code=code, extra=extra)
 
 
 def check_with_seed(limits: Limits, *, cost: int, now_ms: int, bill_field: str | None = None) -> Decision:
@@ -168,10 +210,16 @@ class TierThrottle(BaseThrottle):
         if not metered.decision.admitted:
             if metered.claimed is not None:
                 idempotency.release(metered.decision, metered.claimed, metered.usage_field)
-            raise rate_limited_error(metered.decision)
+            raise rate_limited_error(metered.decision, _upgrade(request, context, metered.decision))
         if metered.replay is not None:
             raise idempotency.Replayed()  # the view must not run; the middleware answers
         return True
+
+
+def _upgrade(request, context: KeyContext, decision: Decision) -> Upgrade | None:
+    if decision.reason != Reason.QUOTA:
+        return None
+    return upgrade_for(context, request.build_absolute_uri(settings.BILLING_PAGE_PATH) + "#billing")
 
 
 def _meter(request, view, context: KeyContext, now_ms: int) -> MeteredRequest:

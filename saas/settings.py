@@ -313,6 +313,12 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # bare gunicorn work without a collectstatic step.
 WHITENOISE_USE_FINDERS = True
 
+# The product's name, at the head of every email subject ("[Tiered API] ..."),
+# and the public address of the site, for links in emails sent outside a
+# request (a Celery task has no host to build them from).
+PRODUCT_NAME = env.str("PRODUCT_NAME", default="Tiered API")
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 
@@ -330,7 +336,7 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_PREVENT_ENUMERATION = True  # sign-up, login and password reset (accounts.W003 watches it)
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Tiered API] "
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{PRODUCT_NAME}] "
 # Changing the email (the account page): the new address replaces the old
 # one, as the primary and the login, only once it is confirmed; one change
 # pending at a time. The old address is told of the change, and of a new password.

@@ -8,6 +8,8 @@ from . import views
 
 handler404 = "saas.views.page_not_found"
 handler500 = "saas.views.server_error"
+# allauth's rate limits (sign-up, login) answer with the ROOT_URLCONF's handler429.
+handler429 = "accounts.too_many.too_many_requests"
 
 urlpatterns = [
     path("", views.landing, name="landing"),

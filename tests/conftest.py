@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from apikeys.context import key_contexts
 from apikeys.failures import failed_authentications
+from apikeys.last_used import last_used_writer
 from apikeys.models import APIKey
 from apikeys.services import api_key_create, api_key_revoke
 from plans.services import customer_get_or_create
@@ -65,6 +66,15 @@ def clean_redis():
     key_contexts.clear()
     failed_authentications.clear()
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def last_uses_written_before_the_database_goes(django_db_setup, django_db_blocker):
+    """The last-used writer thread writes within seconds of a request: let it
+    finish before the test database is dropped under it."""
+    yield
+    with django_db_blocker.unblock():
+        last_used_writer.wait_until_idle(timeout=10)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ The caller passes the time in; no backend reads a clock.
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from functools import cached_property
 from typing import Protocol, runtime_checkable
@@ -120,6 +120,14 @@ class Decision:
     @property
     def burst_reset_seconds(self) -> int:
         return math.ceil(self.burst_wait_ms / 1000)
+
+    @property
+    def reset_at(self) -> datetime:
+        """When a retry can succeed, to the second (UTC): the period's end for
+        a quota refusal, else the second that X-RateLimit-Reset names."""
+        if self.reason == Reason.QUOTA:
+            return self.limits.period_end
+        return datetime.fromtimestamp(math.ceil(self.now_ms / 1000) + self.retry_after_seconds, UTC)
 
     @property
     def retry_after_seconds(self) -> int:

@@ -6,7 +6,8 @@ Limits are per process here.
 import math
 import threading
 
-from ..ledger import add_usage_fields
+from ..keys import hour_of, refusal_field
+from ..ledger import add_refusal_fields, add_usage_fields
 from .contract import (
     BURST_WINDOW_MS,
     QUOTA_TTL_SLACK_MS,
@@ -52,6 +53,9 @@ class MemoryLimiter:
             decision = self._check(limits, cost, now_ms, seed)
         if bill_field and decision.admitted:
             add_usage_fields(limits.customer_id, {bill_field: cost})
+        elif decision.reason in (Reason.BURST, Reason.QUOTA):
+            # As the script counts it; with no Redis, straight to the database.
+            add_refusal_fields({limits.customer_id: {refusal_field(hour_of(now_ms)): 1}})
         return decision
 
     def _check(self, limits: Limits, cost: int, now_ms: int, seed: int | None) -> Decision:

@@ -31,6 +31,10 @@
 --          whose reply never came (Redis stalled after running the call,
 --          before writing the reply) can cancel it (cancel_check.lua).
 --
+-- A refusal (reason 1 or 2) is counted in the pending hash as it happens,
+-- "r|<UTC hour>|429" += 1, so the dashboard shows it within seconds: a refused
+-- request already costs this round trip, and an admitted one pays nothing.
+--
 -- Returns a status reply "<reason> <used> <burst_remaining> <burst_wait_ms>"
 --   reason           0 admitted, 1 denied by burst, 2 denied by quota,
 --                    3 the counter is missing and ARGV[8] was "-1": nothing
@@ -90,13 +94,22 @@ if not counter_exists then
   used = tonumber(ARGV[8])
 end
 
+-- Counts the refusal (see above) and returns its reply.
+local function refuse(reply)
+  local field = string.format("r|%d|429", math.floor(now / 3600000) * 3600)
+  if redis.call("HINCRBY", KEYS[3], field, 1) == 1 then
+    redis.call("PEXPIRE", KEYS[3], ARGV[5])
+  end
+  return redis.status_reply(reply)
+end
+
 if new_ahead > window then
-  return redis.status_reply(string.format("1 %d %d %d", used, math.floor((window - ahead) / 1000), math.ceil((new_ahead - window) / burst)))
+  return refuse(string.format("1 %d %d %d", used, math.floor((window - ahead) / 1000), math.ceil((new_ahead - window) / burst)))
 end
 -- A request of cost 0 takes no quota, so no quota refuses it: after a
 -- downgrade `used` may already exceed the ceiling, and the usage API must answer.
 if cost > 0 and ceiling >= 0 and used + cost > ceiling then
-  return redis.status_reply(string.format("2 %d %d %d", used, math.floor((window - ahead) / 1000), math.ceil(ahead / burst)))
+  return refuse(string.format("2 %d %d %d", used, math.floor((window - ahead) / 1000), math.ceil(ahead / burst)))
 end
 
 -- %.3f, not tostring: Lua's default %.14g would round a ms timestamp.

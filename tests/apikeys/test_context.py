@@ -9,7 +9,6 @@ from redis.crc import key_slot as crc_key_slot
 
 from apikeys import context as context_module
 from apikeys.context import (
-    LAST_USED_FLUSH_SECONDS,
     KeyContextCache,
     customer_key_contexts,
     invalidate_key_contexts,
@@ -182,37 +181,17 @@ def test_the_process_layer_holds_at_most_local_max_entries_rejected_keys(context
     assert len(contexts._rejected) <= 3
 
 
-def test_use_is_not_written_before_the_flush_interval(contexts, api_key, clock):
-    clock.now += LAST_USED_FLUSH_SECONDS - 1
-    contexts.note_use(api_key.api_key.pk, 1_800_000_000)
-    assert last_used_at(api_key) is None
-
-
 # The writer thread has its own connection: it sees only committed rows.
 @pytest.mark.django_db(transaction=True)
-def test_use_is_written_by_the_writer_thread_once_the_flush_interval_has_passed(contexts, api_key, clock):
+def test_a_use_is_written_by_the_writer_thread_without_a_later_use(contexts, api_key):
     contexts.note_use(api_key.api_key.pk, 1_800_000_000)
-    clock.now += LAST_USED_FLUSH_SECONDS
-    contexts.note_use(api_key.api_key.pk, 1_800_000_060)
     assert last_used_writer.wait_until_idle(timeout=30)
-    assert last_used_at(api_key) == datetime.fromtimestamp(1_800_000_060, UTC)
+    assert last_used_at(api_key) == datetime.fromtimestamp(1_800_000_000, UTC)
 
 
-def test_noting_a_use_that_is_due_to_be_written_makes_no_query(
-    contexts, api_key, clock, django_assert_num_queries
-):
-    contexts.note_use(api_key.api_key.pk, 1_800_000_000)
-    clock.now += LAST_USED_FLUSH_SECONDS
+def test_noting_a_use_makes_no_query(contexts, api_key, django_assert_num_queries):
     with django_assert_num_queries(0):
-        contexts.note_use(api_key.api_key.pk, 1_800_000_060)
-
-
-def test_use_is_written_at_most_once_per_flush_interval(contexts, api_key, clock, django_assert_num_queries):
-    clock.now += LAST_USED_FLUSH_SECONDS
-    contexts.note_use(api_key.api_key.pk, 1_800_000_000)
-    with django_assert_num_queries(0):
-        for second in range(1, LAST_USED_FLUSH_SECONDS):
-            clock.now += 1
+        for second in range(100):
             contexts.note_use(api_key.api_key.pk, 1_800_000_000 + second)
 
 

@@ -68,3 +68,22 @@ def test_merged_batches_keep_each_keys_latest_use(writer, api_key):
         writer.submit({api_key.api_key.pk: 1_800_000_000})
         assert writer.wait_until_idle(WAIT_SECONDS)
     assert last_used_at(api_key) == moment(1_800_000_100)
+
+
+def test_uses_noted_while_it_rests_are_written_together_after_the_interval(api_key, revoked_key):
+    writer = LastUsedWriter(interval=1.0)
+    writer.note(api_key.api_key.pk, 1_800_000_000)
+    assert writer.wait_until_idle(WAIT_SECONDS)
+    writer.note(revoked_key.api_key.pk, 1_800_000_001)
+    writer.note(revoked_key.api_key.pk, 1_800_000_002)
+    assert last_used_at(revoked_key) is None  # resting: at most one write per interval
+    assert writer.wait_until_idle(WAIT_SECONDS)
+    assert last_used_at(api_key) == moment(1_800_000_000)
+    assert last_used_at(revoked_key) == moment(1_800_000_002)
+
+
+def test_an_earlier_use_noted_later_never_moves_the_last_use_back(writer, api_key):
+    writer.note(api_key.api_key.pk, 1_800_000_100)
+    writer.note(api_key.api_key.pk, 1_800_000_000)
+    assert writer.wait_until_idle(WAIT_SECONDS)
+    assert last_used_at(api_key) == moment(1_800_000_100)

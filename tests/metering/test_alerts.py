@@ -103,12 +103,29 @@ def test_an_alert_is_emailed_to_the_customer(customer, mailoutbox):
 
 def test_the_80_percent_alert_says_so(customer, mailoutbox):
     send(customer, 80)
-    assert subjects(mailoutbox) == ["You have used 80% of your API quota"]
+    assert subjects(mailoutbox) == ["[Tiered API] You have used 80% of your API quota"]
 
 
 def test_the_100_percent_alert_says_the_quota_is_used_up(customer, mailoutbox):
     send(customer, 100)
-    assert subjects(mailoutbox) == ["You have used all of your API quota"]
+    assert subjects(mailoutbox) == ["[Tiered API] You have used all of your API quota"]
+
+
+@override_settings(PRODUCT_NAME="Acme Geo")
+def test_the_subject_starts_with_the_product_name(customer, mailoutbox):
+    send(customer, 80)
+    assert subjects(mailoutbox) == ["[Acme Geo] You have used 80% of your API quota"]
+
+
+@override_settings(SITE_URL="https://api.example.com")
+def test_the_email_links_to_the_dashboard_by_its_absolute_address(customer, mailoutbox):
+    send(customer, 100)
+    assert "https://api.example.com/dashboard/" in mailoutbox[0].body
+
+
+def test_the_100_percent_email_of_a_hard_quota_offers_the_next_tier(customer, mailoutbox):
+    send(customer, 100)
+    assert "Upgrade to Pro for 50000 requests per month" in mailoutbox[0].body
 
 
 def test_the_email_names_the_tier_and_the_quota(customer, mailoutbox):
@@ -198,7 +215,7 @@ def test_a_retry_after_a_failed_email_sends_it(customer, mailoutbox):
 
 def test_the_celery_task_sends_the_alert(customer, mailoutbox):
     assert send_quota_alert.delay(customer.pk, PERIOD.isoformat(), 80).get() is True
-    assert subjects(mailoutbox) == ["You have used 80% of your API quota"]
+    assert subjects(mailoutbox) == ["[Tiered API] You have used 80% of your API quota"]
 
 
 def test_the_celery_task_retries_on_an_smtp_error():
@@ -235,7 +252,7 @@ def test_the_request_that_reaches_80_percent_sends_the_alert(key_client, custome
     limit_to(customer, 5)
     for _ in range(4):
         key_client.get(ECHO)
-    assert subjects(mailoutbox) == ["You have used 80% of your API quota"]
+    assert subjects(mailoutbox) == ["[Tiered API] You have used 80% of your API quota"]
 
 
 def test_reaching_80_then_100_percent_sends_one_email_each(key_client, customer, mailoutbox):
@@ -243,8 +260,8 @@ def test_reaching_80_then_100_percent_sends_one_email_each(key_client, customer,
     for _ in range(7):
         key_client.get(ECHO)
     assert subjects(mailoutbox) == [
-        "You have used 80% of your API quota",
-        "You have used all of your API quota",
+        "[Tiered API] You have used 80% of your API quota",
+        "[Tiered API] You have used all of your API quota",
     ]
 
 
@@ -281,7 +298,7 @@ def test_reaching_80_percent_again_after_refunds_sends_no_second_email(
     in_flight = reserve(customer, api_key, quota=5)  # another request in flight: 5 of 5 reserved
     fail(in_flight)  # it fails and gives its unit back: 4 of 5
     send(customer, 80, month_start())  # a late duplicate of the 80% task
-    assert subjects(mailoutbox) == ["You have used 80% of your API quota"]
+    assert subjects(mailoutbox) == ["[Tiered API] You have used 80% of your API quota"]
 
 
 def test_the_100_percent_alert_of_a_tier_with_overage_is_sent_once(key_client, customer, mailoutbox):
@@ -290,8 +307,8 @@ def test_the_100_percent_alert_of_a_tier_with_overage_is_sent_once(key_client, c
     for _ in range(5):
         assert key_client.get(ECHO).status_code == 200
     assert subjects(mailoutbox) == [
-        "You have used 80% of your API quota",
-        "You have used all of your API quota",
+        "[Tiered API] You have used 80% of your API quota",
+        "[Tiered API] You have used all of your API quota",
     ]
 
 
@@ -308,7 +325,7 @@ def test_the_80_percent_alert_is_sent_again_in_the_next_month(
         key_client.get(ECHO)
     alerts = QuotaAlert.objects.order_by("period_start").values_list("period_start", "threshold")
     assert list(alerts) == [(edge.month_start, 80), (edge.month_end, 80)]
-    assert subjects(mailoutbox) == ["You have used 80% of your API quota"] * 2
+    assert subjects(mailoutbox) == ["[Tiered API] You have used 80% of your API quota"] * 2
 
 
 def reserve(customer, api_key, *, quota: int):
@@ -344,7 +361,7 @@ def test_a_request_that_reaches_80_percent_while_another_is_in_flight_alerts(
         key_client.get(ECHO)
     reserve(customer, api_key, quota=10)  # 7 reserved and billed, still running
     key_client.get(ECHO)  # the 8th unit: 80% reached
-    assert subjects(mailoutbox) == ["You have used 80% of your API quota"]
+    assert subjects(mailoutbox) == ["[Tiered API] You have used 80% of your API quota"]
 
 
 def test_80_percent_is_alerted_when_a_request_in_flight_is_refunded(
@@ -356,7 +373,7 @@ def test_80_percent_is_alerted_when_a_request_in_flight_is_refunded(
     in_flight = reserve(customer, api_key, quota=10)  # 8 reserved
     key_client.get(ECHO)  # reserves the 9th, billed: 8 billed, counter 9
     fail(in_flight)  # the in-flight one fails: 8 of 10 billed
-    assert subjects(mailoutbox) == ["You have used 80% of your API quota"]
+    assert subjects(mailoutbox) == ["[Tiered API] You have used 80% of your API quota"]
 
 
 def test_the_threshold_is_queued_once_per_process_by_later_requests(
@@ -378,4 +395,4 @@ def test_a_threshold_reached_in_another_process_too_is_emailed_once(
         key_client.get(ECHO)
     monkeypatch.setattr(middleware, "_alerts_queued", set())  # another process: nothing queued yet
     key_client.get(ECHO)
-    assert subjects(mailoutbox) == ["You have used 80% of your API quota"]
+    assert subjects(mailoutbox) == ["[Tiered API] You have used 80% of your API quota"]

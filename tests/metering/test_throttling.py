@@ -85,6 +85,7 @@ def test_a_burst_refusal_names_the_burst_limit_and_when_to_retry(key_client, clo
     response = key_client.get(ECHO)
     body = response.json()
     assert body.pop("detail")
+    assert body.pop("reset_at")
     assert body == {"error": "burst_limit_exceeded", "limit": 5, "window": "second", "retry_after": 1}
     assert response["Retry-After"] == "1"
 
@@ -285,3 +286,51 @@ def test_a_quota_counter_lost_with_redis_is_restored_from_billed_usage(
     get_redis_connection("default").flushdb()  # Redis restarted with nothing on disk
     assert api_client.get(ECHO, HTTP_X_API_KEY=api_key.raw_key).status_code == 200
     assert api_client.get(ECHO, HTTP_X_API_KEY=api_key.raw_key).json()["error"] == "quota_exceeded"
+
+
+# Limits that read well (issue 16, item 5): the reset as a date and time, and
+# the way out when a higher tier exists.
+
+
+def month_end(now: float) -> datetime:
+    return datetime.fromtimestamp(now + seconds_to_month_end(now), UTC)
+
+
+def test_a_quota_refusal_gives_the_reset_as_an_iso_date_time_and_seconds(
+    key_client, customer, set_limits, clock
+):
+    set_limits(customer, quota_override=1, burst_override=1000)
+    key_client.get(ECHO)
+    response = key_client.get(ECHO)
+    body, reset = response.json(), month_end(clock.now)
+    assert body["reset_at"] == reset.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert body["retry_after"] == int(response["Retry-After"]) == seconds_to_month_end(clock.now)
+    assert f"resets on {reset.day} {reset:%B %Y at %H:%M} UTC" in body["detail"]
+    assert " s." not in body["detail"]
+
+
+def test_a_quota_refusal_on_the_free_tier_links_to_the_upgrade_to_pro(key_client, customer, set_limits):
+    set_limits(customer, quota_override=1, burst_override=1000)
+    key_client.get(ECHO)
+    body = key_client.get(ECHO).json()
+    assert body["upgrade_tier"] == "Pro"
+    assert body["upgrade_url"] == f"http://testserver{settings.BILLING_PAGE_PATH}#billing"
+    assert "Upgrade to Pro" in body["detail"]
+
+
+def test_a_quota_refusal_on_the_highest_tier_offers_no_upgrade(other_customer, set_limits, default_tiers):
+    Customer.objects.filter(pk=other_customer.pk).update(tier=default_tiers["enterprise"])
+    set_limits(other_customer, quota_override=1, burst_override=1000)
+    client = client_for(api_key_create(customer=other_customer, name="bob").raw_key)
+    client.get(ECHO)
+    body = client.get(ECHO).json()
+    assert body["error"] == "quota_exceeded"
+    assert "upgrade_url" not in body and "upgrade_tier" not in body
+
+
+def test_a_burst_refusal_gives_its_reset_and_offers_no_upgrade(key_client, clock):
+    statuses(key_client, 5)
+    body = key_client.get(ECHO).json()
+    reset = datetime.fromtimestamp(math.ceil(clock.now) + 1, UTC)
+    assert body["reset_at"] == reset.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert "upgrade_url" not in body
