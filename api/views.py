@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, available_timezones
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -21,12 +22,40 @@ MAX_PARAMETER_LENGTH = 1000
 
 class ParameterTooLong(AppError):
     code = "parameter_too_long"
+    detail = f"A query parameter is longer than {MAX_PARAMETER_LENGTH} characters."
+
+
+PRODUCT_TAG = "Sample API"
+
+
+def validated_query(serializer_class, request) -> dict:
+    """The query parameters validated by `serializer_class`, or a 400.
+
+    Read as a plain dict rather than DRF's form input, which takes an empty
+    value (`?region=`) for an absent one: the schema says a value is at least
+    one character, and a client sending an empty one should hear that it is
+    wrong rather than get the default. A repeated parameter counts by its last
+    value, as with the QueryDict.
+    """
+    params = serializer_class(data=request.query_params.dict())
+    params.is_valid(raise_exception=True)
+    return params.validated_data
 
 
 class EchoView(APIView):
     """Returns the query parameters it got. No work of its own: the cost floor."""
 
+    raises = (ParameterTooLong,)
+
     @extend_schema(
+        operation_id="echo",
+        summary="Echo the query parameters",
+        description=(
+            "Answers with the query parameters it received, repeated ones as lists. "
+            f"A name or value is at most {MAX_PARAMETER_LENGTH} characters. "
+            "The cheapest call: use it to check a key and read your limits from the headers."
+        ),
+        tags=[PRODUCT_TAG],
         parameters=[OpenApiParameter("msg", str, description="Any parameter is echoed back.")],
         responses=serializers.EchoSerializer,
     )
@@ -45,11 +74,18 @@ class EchoView(APIView):
 class PrimesView(APIView):
     """Counts the primes below a bound with a sieve: CPU-heavy on purpose."""
 
-    @extend_schema(parameters=[serializers.PrimesQuerySerializer], responses=serializers.PrimesSerializer)
+    raises = (ValidationError,)
+
+    @extend_schema(
+        operation_id="primes",
+        summary="Count the primes below a bound",
+        description="Counts the prime numbers below `below` and lists the ten largest.",
+        tags=[PRODUCT_TAG],
+        parameters=[serializers.PrimesQuerySerializer],
+        responses=serializers.PrimesSerializer,
+    )
     def get(self, request):
-        params = serializers.PrimesQuerySerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        below = params.validated_data["below"]
+        below = validated_query(serializers.PrimesQuerySerializer, request)["below"]
         primes = primes_below(below)
         return Response(
             {
@@ -64,13 +100,21 @@ class PrimesView(APIView):
 class TimezonesView(APIView):
     """Every IANA time zone with its current offset: a large response on purpose."""
 
+    raises = (ValidationError,)
+
     @extend_schema(
-        parameters=[serializers.TimezonesQuerySerializer], responses=serializers.TimezoneListSerializer
+        operation_id="timezones",
+        summary="List the time zones with their current offsets",
+        description=(
+            "Every IANA time zone (or those whose name starts with `region`) with its "
+            "abbreviation, UTC offset, daylight saving time and local time now."
+        ),
+        tags=[PRODUCT_TAG],
+        parameters=[serializers.TimezonesQuerySerializer],
+        responses=serializers.TimezoneListSerializer,
     )
     def get(self, request):
-        params = serializers.TimezonesQuerySerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        region = params.validated_data.get("region", "")
+        region = validated_query(serializers.TimezonesQuerySerializer, request).get("region", "")
         now = datetime.now(UTC)
         names = sorted(name for name in available_timezones() if name.startswith(region))
         zones = [_describe_zone(name, now) for name in names]
