@@ -232,6 +232,12 @@ def error_responses(errors: list[DocumentedError]) -> dict[str, dict]:
     }
 
 
+# Answered by the HTTP server in front of Django (gunicorn), in its own words.
+FRONT_END_RESPONSES = {
+    "414": {"description": "The URL is longer than the HTTP server accepts (its body is not JSON)."},
+}
+
+
 def success_headers(view, method: str) -> dict[str, dict]:
     headers = deepcopy(RATE_LIMIT_HEADERS) if _is_metered(view) else {}
     if _can_bill(view, method):
@@ -255,6 +261,7 @@ class DocumentedAutoSchema(MeteredAutoSchema):
             if status.startswith("2") and headers:
                 response.setdefault("headers", {}).update(headers)
         responses.update(error_responses(view_errors(self.view, method)))
+        responses.update(deepcopy(FRONT_END_RESPONSES))
         return operation
 
 

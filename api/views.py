@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, available_timezones
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import MethodNotAllowed, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -35,14 +35,30 @@ def validated_query(serializer_class, request) -> dict:
     value (`?region=`) for an absent one: the schema says a value is at least
     one character, and a client sending an empty one should hear that it is
     wrong rather than get the default. A repeated parameter counts by its last
-    value, as with the QueryDict.
+    value, as with the QueryDict. A parameter the operation does not know is
+    refused, as Stripe does: a typo (`?regoin=`) would otherwise go unnoticed.
     """
     params = serializer_class(data=request.query_params.dict())
+    unknown = sorted(set(request.query_params) - set(params.fields))
+    if unknown:
+        raise ValidationError({name[:50]: ["Unknown query parameter."] for name in unknown})
     params.is_valid(raise_exception=True)
     return params.validated_data
 
 
-class EchoView(APIView):
+class ProductView(APIView):
+    """A method the view does not answer is a 405 at once, before the key is
+    checked or an Idempotency-Key claimed: DRF would meter it first, and a
+    TRACE under a key a GET used would get that key's 422."""
+
+    def initial(self, request, *args, **kwargs):
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            raise MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
+
+
+class EchoView(ProductView):
     """Returns the query parameters it got. No work of its own: the cost floor."""
 
     raises = (ParameterTooLong,)
@@ -56,7 +72,21 @@ class EchoView(APIView):
             "The cheapest call: use it to check a key and read your limits from the headers."
         ),
         tags=[PRODUCT_TAG],
-        parameters=[OpenApiParameter("msg", str, description="Any parameter is echoed back.")],
+        parameters=[
+            OpenApiParameter(
+                "parameters",
+                # Any value: a query string carries only text, and a repeated
+                # parameter comes back as a list, which no schema of a
+                # form-style object can tell apart from other types.
+                {"type": "object", "additionalProperties": True},
+                style="form",
+                explode=True,
+                description=(
+                    "Any query parameters, e.g. `?msg=hello`: each is echoed back. "
+                    f"A name or value over {MAX_PARAMETER_LENGTH} characters is a 400 `parameter_too_long`."
+                ),
+            )
+        ],
         responses=serializers.EchoSerializer,
     )
     def get(self, request):
@@ -71,7 +101,7 @@ class EchoView(APIView):
         return Response({"query": query})
 
 
-class PrimesView(APIView):
+class PrimesView(ProductView):
     """Counts the primes below a bound with a sieve: CPU-heavy on purpose."""
 
     raises = (ValidationError,)
@@ -97,7 +127,7 @@ class PrimesView(APIView):
         )
 
 
-class TimezonesView(APIView):
+class TimezonesView(ProductView):
     """Every IANA time zone with its current offset: a large response on purpose."""
 
     raises = (ValidationError,)

@@ -121,3 +121,7 @@ def test_the_schema_is_the_same_each_time_it_is_served(client, db):
     first = client.get("/api/schema/", {"format": "json"}).json()
     assert client.get("/api/schema/", {"format": "json"}).json() == first
     assert "WindowEnum" in first["components"]["schemas"]
+
+
+def test_the_too_long_url_of_the_http_server_in_front_is_documented(schema):
+    assert "414" in operation(schema, "/api/v1/echo")["responses"]
