@@ -73,6 +73,16 @@ test: install-dev vendor $(CHROMIUM) $(PGBOUNCER)
 	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Schemathesis against the app served on 127.0.0.1 (api/management/commands/api_check.py):
+# a key made for the run (revoked after), every built-in check (schemathesis.toml),
+# at most 50 examples per operation and phase and 2 minutes. Embedded default as
+# `make run`; export DATABASE_URL/REDIS_URL to check on PostgreSQL and Redis.
+.PHONY: api-check
+api-check: export DEBUG ?= true
+api-check: install-dev
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py api_check
+
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -22,7 +22,7 @@ class PrimesSerializer(serializers.Serializer):
 
 class TimezonesQuerySerializer(serializers.Serializer):
     region = serializers.RegexField(
-        r"^[A-Za-z_/+-]{0,40}$",
+        r"^[A-Za-z_/+-]{1,40}$",
         required=False,
         help_text="Only zones whose name starts with this, e.g. Europe/.",
     )

@@ -460,7 +460,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["metering.throttling.TierThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "metering.schema.MeteredAutoSchema",
+    # Every error response of every operation (api/schema.py), over metering's Idempotency-Key.
+    "DEFAULT_SCHEMA_CLASS": "api.schema.DocumentedAutoSchema",
     "EXCEPTION_HANDLER": "core.errors.json_exception_handler",
 }
 
@@ -469,6 +470,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "The sample product API, sold in pricing tiers. "
     "Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
     "VERSION": "1.0.0",
+    "TAGS": [
+        {"name": "Sample API", "description": "The endpoints the tiers sell: each call is metered."},
+        {"name": "Account", "description": "Your own usage and limits: never counted against the quota."},
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema and docs are public; a stray API key header must not 401 them.
     "SERVE_AUTHENTICATION": [],
@@ -476,6 +481,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Swagger UI would send the schema to an online validator for its badge.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # Every record reaches the one console handler on the root logger. Django's

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from metering.views import UsageView
 
@@ -22,8 +22,8 @@ urlpatterns = [
     path("api/v1/usage", UsageView.as_view(), name="usage"),
     path("api/v1/", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # Swagger UI (/api/docs/) and Redoc (/api/redoc/), served from this site alone.
+    path("api/", include("api.docs_urls")),
     # Unknown API paths answer JSON even with DEBUG on (Django's debug 404 is HTML).
     re_path(r"^api/", views.page_not_found),
 ]

@@ -58,3 +58,14 @@ def test_it_refuses_post_with_a_json_405(key_client):
     assert response.status_code == 405
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"] == "method_not_allowed"
+
+
+def test_an_unsupported_method_is_a_405_before_any_idempotency_key_is_claimed(key_client):
+    key_client.get("/api/v1/echo", headers={"Idempotency-Key": "k1"})
+    response = key_client.generic("TRACE", "/api/v1/echo", headers={"Idempotency-Key": "k1"})
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+
+
+def test_an_unsupported_method_is_a_405_without_a_key(api_client, db):
+    assert api_client.post("/api/v1/echo").status_code == 405

@@ -57,3 +57,15 @@ def test_primes_below_matches_a_naive_check_for_small_bounds():
 def test_primes_below_excludes_the_bound_itself():
     assert primes_below(97)[-1] == 89
     assert primes_below(98)[-1] == 97
+
+
+def test_an_empty_bound_is_refused_rather_than_taken_as_the_default(key_client):
+    response = key_client.get(PRIMES + "?below=")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid"
+
+
+def test_an_unknown_parameter_is_refused_rather_than_ignored(key_client):
+    response = key_client.get(PRIMES, {"below": 10, "above": 5})
+    assert response.status_code == 400
+    assert response.json()["detail"] == "above: Unknown query parameter."

@@ -52,3 +52,16 @@ def test_it_rejects_a_bad_region(key_client):
     assert response.status_code == 400
     assert response.json()["error"] == "invalid"
     assert "<script>" not in json.dumps(response.json())
+
+
+def test_an_empty_region_is_refused_as_the_schema_says(key_client):
+    response = key_client.get(TIMEZONES + "?region=")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid"
+    assert response.json()["detail"].startswith("region:")
+
+
+def test_an_unknown_parameter_is_refused_rather_than_ignored(key_client):
+    response = key_client.get(TIMEZONES, {"regoin": "Europe/"})
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"regoin": ["Unknown query parameter."]}

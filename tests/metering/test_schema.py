@@ -23,7 +23,8 @@ def test_a_billable_operation_declares_the_idempotency_key_header(schema, path):
 def test_a_billable_operation_declares_the_idempotency_refusals(schema, code, error):
     response = schema["paths"]["/api/v1/echo"]["get"]["responses"][code]
     assert error in response["description"]
-    assert response["content"]["application/json"]["schema"]["required"] == ["error", "detail"]
+    body = response["content"]["application/json"]["schema"]
+    assert schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]["required"] == ["error", "detail"]
 
 
 def test_the_usage_api_which_is_never_billed_has_no_idempotency_key(schema):
