@@ -3,13 +3,13 @@ reset date and, when a higher tier exists, an upgrade button (issue 16, item 5).
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from django.utils import timezone
 
 from metering.models import UsageRecord
-from plans.models import Customer
+from plans.models import Customer, Tier
 from plans.periods import period_bounds
-from plans.services import tiers_sync
 
 from .pages import text
 
@@ -65,7 +65,7 @@ def test_on_the_highest_tier_the_banner_offers_no_upgrade(alice, alice_client, a
 def test_on_an_overage_tier_at_100_percent_the_banner_says_calls_are_billed_as_overage(
     alice, alice_client, api_key
 ):
-    tiers_sync(declared_tiers={"free": {"overage_price_per_1000": "0.50"}})
+    Tier.objects.filter(slug="free").update(overage_price_per_1000=Decimal("0.50"))
     use(alice, api_key, 1000)
     shown = text_of(banner(alice_client.get("/dashboard/")))
     assert "billed as overage" in shown
