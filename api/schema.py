@@ -133,6 +133,20 @@ ERROR_SCHEMA = {
             "description": "429 for a limit: `second` for the burst, `period` for the quota.",
         },
         "retry_after": {"type": "integer", "description": "429 for a limit: seconds until it resets."},
+        "reset_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "429 for a limit: when it resets (ISO 8601, UTC).",
+        },
+        "upgrade_tier": {
+            "type": "string",
+            "description": "429 for the quota or spending cap, when a higher tier exists: its name.",
+        },
+        "upgrade_url": {
+            "type": "string",
+            "format": "uri",
+            "description": "With `upgrade_tier`: where to upgrade.",
+        },
         "billing_url": {"type": "string", "description": "402 only: where to settle the payment."},
     },
     "required": ["error", "detail"],

@@ -3,6 +3,9 @@ readable id, a summary, a tag, and each error it can answer with its body."""
 
 import pytest
 
+from apikeys.context import customer_key_contexts, invalidate_key_contexts
+from plans.models import Customer
+
 OPERATIONS = {
     "/api/v1/echo": "echo",
     "/api/v1/primes": "primes",
@@ -125,3 +128,16 @@ def test_the_schema_is_the_same_each_time_it_is_served(client, db):
 
 def test_the_too_long_url_of_the_http_server_in_front_is_documented(schema):
     assert "414" in operation(schema, "/api/v1/echo")["responses"]
+
+
+def test_every_field_of_a_real_quota_refusal_is_documented_in_the_error_body(
+    schema, key_client, customer, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        Customer.objects.filter(pk=customer.pk).update(quota_override=1, burst_override=100)
+        invalidate_key_contexts(customer_key_contexts([customer.pk]))
+    key_client.get("/api/v1/echo")
+    refused = key_client.get("/api/v1/echo")
+    assert refused.status_code == 429
+    assert "upgrade_url" in refused.json()  # the free tier: a higher one exists
+    assert set(refused.json()) <= set(schema["components"]["schemas"]["Error"]["properties"])
