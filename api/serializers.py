@@ -21,8 +21,11 @@ class PrimesSerializer(serializers.Serializer):
 
 
 class TimezonesQuerySerializer(serializers.Serializer):
+    # Not trimmed, and `(?!\n)`: Python's `$` also matches before a final
+    # newline, the schema's (ECMA) `$` does not; both refuse "Europe/\n" now.
     region = serializers.RegexField(
-        r"^[A-Za-z_/+-]{1,40}$",
+        r"^[A-Za-z_/+-]{1,40}(?!\n)$",
+        trim_whitespace=False,
         required=False,
         help_text="Only zones whose name starts with this, e.g. Europe/.",
     )

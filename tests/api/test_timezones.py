@@ -2,6 +2,8 @@ import json
 import re
 import zoneinfo
 
+import pytest
+
 TIMEZONES = "/api/v1/timezones"
 ENTRY_KEYS = {"name", "abbreviation", "utc_offset", "utc_offset_seconds", "dst", "local_time"}
 
@@ -59,6 +61,14 @@ def test_an_empty_region_is_refused_as_the_schema_says(key_client):
     assert response.status_code == 400
     assert response.json()["error"] == "invalid"
     assert response.json()["detail"].startswith("region:")
+
+
+@pytest.mark.parametrize("region", ["\r_", "Europe/\n", " Europe/"])
+def test_a_region_the_schemas_pattern_refuses_is_refused_not_trimmed(key_client, region):
+    """Found by make api-check: "\r_" was trimmed to "_" and answered 200."""
+    response = key_client.get(TIMEZONES, {"region": region})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid"
 
 
 def test_an_unknown_parameter_is_refused_rather_than_ignored(key_client):
