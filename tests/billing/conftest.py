@@ -7,6 +7,7 @@ import time
 from decimal import Decimal
 
 import pytest
+from django.contrib.messages import get_messages
 from django.test import Client
 
 from billing.sync import catalog_sync_queue
@@ -110,3 +111,15 @@ def stripe_customer(customer, stripe_double):
     Customer.objects.filter(pk=customer.pk).update(stripe_customer_id=stripe_customer["id"])
     customer.refresh_from_db()
     return customer
+
+
+@pytest.fixture
+def browser(customer):
+    """Alice, logged in to the site."""
+    client = Client()
+    client.force_login(customer.user)
+    return client
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]

@@ -5,25 +5,14 @@ import time
 from decimal import Decimal
 
 import pytest
-from django.contrib.messages import get_messages
 from django.test import Client
 
 from plans.models import Customer, SubscriptionStatus
 
+from .conftest import messages_of
 from .stripe_double import CARD_DECLINED, RATE_LIMITED, SERVER_ERROR
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def browser(customer):
-    client = Client()
-    client.force_login(customer.user)
-    return client
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def fresh(customer) -> Customer:

@@ -5,12 +5,11 @@ nothing pretends a payment happened; the operator finds the reason in the log.""
 import logging
 
 import pytest
-from django.contrib.messages import get_messages
-from django.test import Client
 
 from plans.models import Customer
 from tests.web.pages import text
 
+from .conftest import messages_of
 from .stripe_double import SERVER_ERROR
 
 pytestmark = pytest.mark.django_db
@@ -21,17 +20,6 @@ NOT_AVAILABLE = "Billing is not available right now"
 @pytest.fixture(autouse=True)
 def without_stripe(settings):
     settings.STRIPE_SECRET_KEY = ""
-
-
-@pytest.fixture
-def browser(customer):
-    client = Client()
-    client.force_login(customer.user)
-    return client
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def test_the_upgrade_buttons_are_disabled_with_a_short_explanation(browser):

@@ -24,19 +24,11 @@ NEW_PASSWORD = "another horse, another battery"
 
 
 @pytest.fixture
-def alice(customer):
-    """Alice, her email confirmed and a password set."""
-    confirm_email(customer.user)
-    customer.user.set_password(PASSWORD)
-    customer.user.save()
-    return customer
-
-
-@pytest.fixture
-def alice_client(alice):
-    client = Client()
-    client.force_login(alice.user)
-    return client
+def alice(alice):
+    """Alice (tests/web/conftest.py: her email confirmed), with a password set."""
+    alice.user.set_password(PASSWORD)
+    alice.user.save()
+    return alice
 
 
 def log_in(login="alice@example.com", password=PASSWORD) -> Client:
