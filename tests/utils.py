@@ -11,6 +11,11 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.db import connection
+from django.utils import timezone
+
+from apikeys.services import api_key_create
+from metering.models import UsageRecord
+from plans.models import SubscriptionStatus
 
 
 def manage_py(*args: str) -> "subprocess.CompletedProcess[str]":
@@ -130,3 +135,19 @@ def run_together(count: int, function) -> list:
     for thread in threads:
         thread.join()
     return outcomes
+
+
+def paying_customer_with_usage(customer):
+    """`customer` active at Stripe, with 100 requests an hour for the 300
+    hours before this one (30,000 in the last 30 days)."""
+    customer.subscription_status = SubscriptionStatus.ACTIVE
+    customer.save()
+    key = api_key_create(customer=customer, name="server").api_key
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    UsageRecord.objects.bulk_create(
+        UsageRecord(
+            customer=customer, api_key=key, endpoint="echo", hour=hour - timedelta(hours=hours), count=100
+        )
+        for hours in range(1, 301)
+    )
+    return customer

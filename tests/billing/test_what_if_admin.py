@@ -2,19 +2,15 @@
 "Apply these values" button."""
 
 import re
-from datetime import timedelta
 from decimal import Decimal
 from html import unescape
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
-from django.utils import timezone
 
-from apikeys.services import api_key_create
-from metering.models import UsageRecord
-from plans.models import SubscriptionStatus, Tier
-from tests.utils import staff_user, view_permissions
+from plans.models import Tier
+from tests.utils import paying_customer_with_usage, staff_user, view_permissions
 
 from ..web.pages import text
 
@@ -35,17 +31,7 @@ def tier_editor(db, django_user_model):
 @pytest.fixture
 def heavy_pro_customer(other_customer, default_tiers):
     """Bob, paying for Pro, who used 30,000 requests over the last 30 days."""
-    other_customer.subscription_status = SubscriptionStatus.ACTIVE
-    other_customer.save()
-    key = api_key_create(customer=other_customer, name="server").api_key
-    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
-    UsageRecord.objects.bulk_create(
-        UsageRecord(
-            customer=other_customer, api_key=key, endpoint="echo", hour=hour - timedelta(hours=h), count=100
-        )
-        for h in range(1, 301)
-    )
-    return other_customer
+    return paying_customer_with_usage(other_customer)
 
 
 def what_if(client, tier: Tier, **values):

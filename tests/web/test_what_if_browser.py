@@ -10,9 +10,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from apikeys.services import api_key_create
-from metering.models import EndpointCost, UsageRecord
-from plans.models import SubscriptionStatus
+from metering.models import EndpointCost
+from tests.utils import paying_customer_with_usage
 
 from . import test_browser
 from .test_browser import SCREENSHOTS, admin_login
@@ -30,16 +29,8 @@ def pro_usage(other_customer):
     """Bob pays for Pro and used 30,000 requests in the last 30 days; each
     request measured at 10 ms of CPU. Made before the browser starts (the
     ORM is refused in Playwright's thread)."""
-    other_customer.subscription_status = SubscriptionStatus.ACTIVE
-    other_customer.save()
-    key = api_key_create(customer=other_customer, name="server").api_key
+    paying_customer_with_usage(other_customer)
     hour = timezone.now().replace(minute=0, second=0, microsecond=0)
-    UsageRecord.objects.bulk_create(
-        UsageRecord(
-            customer=other_customer, api_key=key, endpoint="echo", hour=hour - timedelta(hours=h), count=100
-        )
-        for h in range(1, 301)
-    )
     for metric, value in {"requests": 1000, "cpu_us": 10_000_000}.items():
         EndpointCost.objects.create(
             endpoint="echo", hour=hour - timedelta(hours=2), metric=metric, value=value
